@@ -1,0 +1,1 @@
+"""The Qt skin over the engine."""
