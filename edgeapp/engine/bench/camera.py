@@ -32,3 +32,17 @@ def bench_camera(
     return {"streams": streams, "width": width, "height": height,
             "fps_per_stream": round(per_stream, 1),
             "realtime_factor": round(per_stream / fps, 2)}
+
+
+def add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
+    """CLI options of ``edgeapp bench camera``."""
+    parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--fps", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
+
+
+def run_camera_bench(args) -> dict:  # type: ignore[no-untyped-def]
+    """``edgeapp bench camera``."""
+    return bench_camera(args.streams, args.width, args.height, args.fps, args.seconds)

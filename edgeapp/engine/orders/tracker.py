@@ -1,0 +1,164 @@
+"""Order boundaries from a station's detections: busy/idle, order id, end of order."""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgeapp.engine.orders.selector import CandidateFrame, item_counts, thumbnail
+
+# reader(image, detections) -> an object with ``order_id`` (str | None), ``confidence`` and
+# ``reason`` (see edgeapp.engine.vision.order_reader.OrderIdRead).
+OrderIdReaderFn = Callable[[np.ndarray, np.ndarray], Any]
+
+
+class CounterState(enum.Enum):
+    """Whether an order is on the counter."""
+
+    IDLE = "idle"
+    BUSY = "busy"
+
+
+@dataclass(frozen=True)
+class OrderSegment:
+    """One order as the tracker saw it, handed on when the counter has been clear long enough."""
+
+    station_id: str
+    order_id: str | None
+    read_confidence: float
+    read_reason: str | None
+    start_ts: float
+    last_busy_ts: float
+    end_ts: float
+    frames: tuple[CandidateFrame, ...]
+    frames_seen: int
+    read_attempts: int
+    ended_by: str  # "clear" or the reason it was cut short ("station stopped", ...)
+
+
+class OrderTracker:
+    """Feeds on (frame, detections) in capture order; returns an ``OrderSegment`` at each end.
+
+    - busy when the ticket or items are seen in ``start_frames`` consecutive frames (one
+      stray detection does not open an order); the frames of that run are kept (pre-buffer),
+      so an order's first frames are never lost;
+    - the order id is read from the ticket on busy frames that show it, until one read
+      succeeds; then it is locked for the order;
+    - the order ends when the counter has been clear for ``clear_seconds``.
+    Candidate frames are bounded: the ``max_candidates`` frames with the most items are kept.
+    """
+
+    def __init__(
+        self,
+        station_id: str,
+        reader: OrderIdReaderFn | None,
+        *,
+        ticket_class: int | None,
+        clear_seconds: float = 1.0,
+        start_frames: int = 2,
+        pre_buffer_frames: int = 8,
+        max_candidates: int = 48,
+        min_score: float = 0.35,
+        read_every: int = 2,
+    ) -> None:
+        self.station_id = station_id
+        self._reader = reader
+        self._ticket = ticket_class
+        self._clear_s = clear_seconds
+        self._start_frames = max(1, start_frames)
+        self._max_candidates = max_candidates
+        self._min_score = min_score
+        self._read_every = max(1, read_every)
+        self._pre: deque[CandidateFrame] = deque(maxlen=max(pre_buffer_frames, start_frames))
+        self.state = CounterState.IDLE
+        self._run = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._candidates: list[tuple[tuple[int, float, int], CandidateFrame]] = []
+        self._order_id: str | None = None
+        self._confidence = 0.0
+        self._reason: str | None = None
+        self._attempts = 0
+        self._seen = 0
+        self._start_ts = self._last_busy_ts = 0.0
+
+    @property
+    def order_id(self) -> str | None:
+        """The order id locked for the order on the counter, if read yet."""
+        return self._order_id
+
+    def push(
+        self, seq: int, capture_ts: float, image: np.ndarray, detections: np.ndarray
+    ) -> OrderSegment | None:
+        """Take the next frame of the station; returns the finished order, if this ended one."""
+        dets = detections[detections[:, 4] >= self._min_score] if len(detections) else detections
+        present = len(dets) > 0
+        if self.state is CounterState.IDLE:
+            if not present:
+                self._run = 0
+                self._pre.clear()
+                return None
+            self._run += 1
+            self._pre.append(CandidateFrame(seq, capture_ts, image, dets, thumbnail(image)))
+            if self._run >= self._start_frames:
+                self.state = CounterState.BUSY
+                self._start_ts = self._pre[0].capture_ts
+                self._seen = len(self._pre)
+                for cand in self._pre:
+                    self._take(cand)
+                self._pre.clear()
+            return None
+        self._seen += 1
+        if present:
+            self._take(CandidateFrame(seq, capture_ts, image, dets, thumbnail(image)))
+            return None
+        if capture_ts - self._last_busy_ts >= self._clear_s:
+            return self._finish(capture_ts, "clear")
+        return None
+
+    def _take(self, cand: CandidateFrame) -> None:
+        self._last_busy_ts = cand.capture_ts
+        if self._order_id is None and self._reader is not None:
+            shows_ticket = self._ticket is None or bool(
+                (cand.detections[:, 5] == self._ticket).any())
+            if shows_ticket and self._attempts % self._read_every == 0:
+                read = self._reader(cand.image, cand.detections)
+                if read.order_id is not None:
+                    self._order_id, self._confidence = read.order_id, float(read.confidence)
+                    self._reason = None
+                elif read.reason:
+                    self._reason = read.reason
+            if shows_ticket:
+                self._attempts += 1
+        counts = item_counts(cand.detections, self._ticket)
+        if not counts:
+            return
+        key = (sum(counts.values()), float(cand.detections[:, 4].sum()), cand.seq)
+        self._candidates.append((key, cand))
+        if len(self._candidates) > self._max_candidates:
+            self._candidates.remove(min(self._candidates, key=lambda e: e[0]))
+
+    def _finish(self, end_ts: float, ended_by: str) -> OrderSegment:
+        frames = tuple(sorted((c for _, c in self._candidates), key=lambda c: c.seq))
+        segment = OrderSegment(
+            self.station_id, self._order_id, self._confidence,
+            None if self._order_id else (self._reason or "no ticket read"),
+            self._start_ts, self._last_busy_ts, end_ts, frames, self._seen,
+            self._attempts, ended_by,
+        )
+        self.state = CounterState.IDLE
+        self._run = 0
+        self._reset()
+        return segment
+
+    def flush(self, end_ts: float, reason: str) -> OrderSegment | None:
+        """End the order on the counter now (station stopping or failing), if there is one."""
+        if self.state is CounterState.IDLE:
+            return None
+        return self._finish(end_ts, reason)

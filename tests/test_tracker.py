@@ -1,0 +1,135 @@
+"""Order tracker and frame selector, fed with the synthetic camera's truth as detections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from edgeapp.engine.orders.catalog import TICKET_CLASS, load_catalog
+from edgeapp.engine.orders.selector import CandidateFrame, select_frames, thumbnail
+from edgeapp.engine.orders.tracker import CounterState, OrderTracker
+from edgeapp.engine.sources.synthetic import SyntheticScene
+
+
+@dataclass(frozen=True)
+class Read:
+    order_id: str | None
+    confidence: float
+    reason: str | None
+
+
+class TruthReader:
+    """Reads the id the scene shows; counts calls. Fails the first ``fail_first`` reads."""
+
+    def __init__(self, scene: SyntheticScene, fail_first: int = 0) -> None:
+        self.scene, self.calls, self.fail_first = scene, 0, fail_first
+        self.current: str | None = None
+
+    def __call__(self, image, detections):
+        self.calls += 1
+        if self.calls <= self.fail_first:
+            return Read(None, 0.0, "text not readable")
+        return Read(self.current, 0.99, None)
+
+
+def _detections(truth) -> np.ndarray:
+    dets = np.zeros((len(truth.boxes), 6), np.float32)
+    dets[:, :4] = truth.boxes
+    dets[:, 4] = 0.9
+    dets[:, 5] = truth.classes
+    return dets
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+def _run(catalog, frames: int, fail_first: int = 0, seed: int = 21):
+    scene = SyntheticScene(catalog, width=320, height=180, fps=15, seed=seed)
+    reader = TruthReader(scene, fail_first)
+    ticket = catalog.class_names.index(TICKET_CLASS)
+    tracker = OrderTracker("s1", reader, ticket_class=ticket, clear_seconds=0.3)
+    segments = []
+    for _ in range(frames):
+        image, truth = scene.render()
+        reader.current = truth.order_id
+        seg = tracker.push(truth.frame_index, truth.frame_index / scene.fps, image,
+                           _detections(truth))
+        if seg:
+            segments.append(seg)
+    return scene, tracker, segments, reader
+
+
+def test_one_segment_per_order_with_the_right_id(catalog):
+    scene, _, segments, _ = _run(catalog, 700)
+    finished = [o for o in scene.orders if o.end_frame + 10 < scene.frame_index]
+    assert len(segments) == len(finished) >= 4
+    for seg, truth in zip(segments, finished):
+        assert seg.order_id == truth.order_id
+        assert seg.ended_by == "clear"
+        # The frames kept hold every packed item in at least one frame.
+        best = max(seg.frames, key=lambda c: len(c.detections))
+        names = [catalog.class_names[int(c)] for c in best.detections[:, 5]]
+        assert sum(n != TICKET_CLASS for n in names) == sum(truth.packed.values())
+
+
+def test_order_id_retried_until_read_then_locked(catalog):
+    _, _, segments, reader = _run(catalog, 200, fail_first=3)
+    assert segments and segments[0].order_id is not None
+    # Reads stop once the id is locked: far fewer reads than frames with a ticket.
+    assert reader.calls < 40
+
+
+def test_unreadable_ticket_ends_order_without_id_and_with_reason(catalog):
+    _, _, segments, _ = _run(catalog, 200, fail_first=10_000)
+    assert segments and segments[0].order_id is None
+    assert segments[0].read_reason == "text not readable"
+
+
+def test_single_stray_detection_does_not_open_an_order():
+    tracker = OrderTracker("s1", None, ticket_class=12, clear_seconds=0.2)
+    img = np.zeros((18, 32, 3), np.uint8)
+    stray = np.array([[0, 0, 5, 5, 0.9, 1]], np.float32)
+    none = np.zeros((0, 6), np.float32)
+    tracker.push(0, 0.0, img, stray)
+    for i in range(1, 10):
+        assert tracker.push(i, i * 0.1, img, none) is None
+    assert tracker.state is CounterState.IDLE
+
+
+def test_flush_ends_an_order_in_flight_with_the_reason():
+    tracker = OrderTracker("s1", None, ticket_class=12)
+    img = np.zeros((18, 32, 3), np.uint8)
+    dets = np.array([[0, 0, 5, 5, 0.9, 1]], np.float32)
+    for i in range(3):
+        tracker.push(i, i * 0.1, img, dets)
+    seg = tracker.flush(1.0, "station stopped")
+    assert seg is not None and seg.ended_by == "station stopped"
+    assert len(seg.frames) == 3, "the pre-buffered first frames belong to the order"
+    assert tracker.flush(1.1, "again") is None
+
+
+def _cand(seq: int, classes: list[int], shade: int) -> CandidateFrame:
+    img = np.full((36, 64, 3), shade, np.uint8)
+    dets = np.array([[0, 0, 4, 4, 0.9, c] for c in classes], np.float32).reshape(-1, 6)
+    return CandidateFrame(seq, seq / 15, img, dets, thumbnail(img))
+
+
+def test_selector_covers_every_class_and_skips_near_duplicates():
+    frames = [
+        _cand(1, [0, 0, 1], 10),
+        _cand(2, [0, 0, 1], 10),  # same picture as 1
+        _cand(3, [2], 90),  # the only frame with class 2
+        _cand(4, [0, 1], 160),
+        _cand(5, [12], 200),  # ticket only: never evidence of items
+    ]
+    picked = select_frames(frames, k=3, ticket_class=12)
+    seqs = [c.seq for c in picked]
+    assert 3 in seqs, "class 2 must be covered"
+    assert not {1, 2} <= set(seqs), "near-duplicates are not both picked"
+    assert 5 not in seqs
+    assert seqs == sorted(seqs)
+    assert len(select_frames(frames, k=10, ticket_class=12)) == 4
