@@ -37,3 +37,49 @@ class InputError(EdgeAppError):
     """An input (frame, file, message) has the wrong type, shape or content."""
 
     exit_code = 6
+
+
+class BackpressureError(EdgeAppError):
+    """The VLM batcher's queue is full; the request was not accepted (retry or drop it)."""
+
+    exit_code = 7
+
+
+class BatcherStoppedError(EdgeAppError):
+    """The VLM batcher is not running; the request was not accepted."""
+
+    exit_code = 8
+
+
+class StoreError(EdgeAppError):
+    """The results database cannot be opened, read or written; the message names the file."""
+
+    exit_code = 9
+
+
+class ProtocolError(EdgeAppError):
+    """A ZeroMQ message breaks the Work-API; ``reason`` names the rule it broke."""
+
+    exit_code = 10
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+class SecurityError(EdgeAppError):
+    """Keys are missing or refused, or an address would be exposed without CURVE."""
+
+    exit_code = 11
+
+
+class TransportError(EdgeAppError):
+    """A ZeroMQ peer cannot be reached or a socket cannot be bound."""
+
+    exit_code = 12
+
+
+class UsageError(EdgeAppError):
+    """The command line is wrong: an unknown mode, option or argument."""
+
+    exit_code = 64

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,11 +42,19 @@ def export_openvino(weights: Path, out_dir: Path, imgsz: int) -> Path:
     if out_dir.exists():
         shutil.rmtree(out_dir)
     shutil.copytree(exported, out_dir)
+    for path in out_dir.glob("*.xml"):  # name the IR after the model folder
+        path.rename(out_dir / f"{out_dir.name}.xml")
+    for path in out_dir.glob("*.bin"):
+        path.rename(out_dir / f"{out_dir.name}.bin")
     return out_dir
 
 
 def evaluate(model_path: Path, data_yaml: Path, imgsz: int) -> dict[str, float]:
     """mAP50 and mAP50-95 of a model (``.pt`` or IR folder) on the held-out test split."""
+    if model_path.is_dir():  # ultralytics recognises an IR folder only by this suffix
+        link = Path(tempfile.mkdtemp()) / f"{model_path.name}_openvino_model"
+        link.symlink_to(model_path.resolve(), target_is_directory=True)
+        model_path = link
     metrics = _ultralytics()(str(model_path), task="detect").val(
         data=str(data_yaml), split="test", imgsz=imgsz, batch=8, plots=False, verbose=False,
         workers=0,
@@ -65,20 +74,35 @@ def write_card(folder: Path, card: dict) -> None:
 
 def train_grade(
     letter: str, data_yaml: Path, counts: dict, *, epochs: int, imgsz: int, batch: int,
-    runs: Path, models_dir: Path,
+    runs: Path, models_dir: Path, init: Path | None = None,
 ) -> dict:
-    """Train one grade, export it, measure it on the test split, write its card."""
+    """Train one grade (from scratch, or on from ``init`` weights), ship it with its card."""
     YOLO = _ultralytics()
     name = f"yolo11{letter}-demo"
     started = time.time()
-    model = YOLO(f"yolo11{letter}.yaml")
+    model = YOLO(str(init) if init else f"yolo11{letter}.yaml")
     model.train(
         data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device="cpu",
-        workers=2, project=str(runs), name=name, exist_ok=True, plots=False, pretrained=False,
+        workers=2, project=str(runs), name=name, exist_ok=True, plots=False,
+        pretrained=str(init) if init else False,
         fliplr=0.0, close_mosaic=max(1, epochs // 5), patience=epochs, verbose=False, amp=False,
     )
     best = runs / name / "weights" / "best.pt"
     train_minutes = round((time.time() - started) / 60, 1)
+    card = ship_grade(letter, best, data_yaml, counts, epochs=epochs, imgsz=imgsz, batch=batch,
+                      models_dir=models_dir, train_minutes=train_minutes)
+    if init:  # say what the run started from, so the card tells the whole training
+        card = {**card, "continued_from": init.name}
+        write_card(models_dir / name, card)
+    return card
+
+
+def ship_grade(
+    letter: str, best: Path, data_yaml: Path, counts: dict, *, epochs: int, imgsz: int,
+    batch: int, models_dir: Path, train_minutes: float | None,
+) -> dict:
+    """Export a trained grade, measure it on the test split and write its card."""
+    name = f"yolo11{letter}-demo"
     folder = models_dir / name
     export_openvino(best, folder, imgsz)
     shutil.copy2(best, folder / f"{name}.pt")
@@ -95,6 +119,22 @@ def train_grade(
     return card
 
 
+def _train_minutes(run: Path) -> float | None:
+    """Training time recorded by ultralytics in the run's results.csv (seconds, last row)."""
+    try:
+        last = (run / "results.csv").read_text().strip().splitlines()[-1]
+        return round(float(last.split(",")[1]) / 60, 1)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _train_images(data: Path) -> int | None:
+    try:
+        return int(yaml.safe_load((data / "counts.yaml").read_text())["train"]["images"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m edgeapp.training.train``: render the dataset, train and ship grades."""
     p = argparse.ArgumentParser(description=__doc__)
@@ -107,15 +147,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=Path, default=ROOT / "runs")
     p.add_argument("--models", type=Path, default=ROOT / "resources" / "models")
     p.add_argument("--train-images", type=int, default=DatasetSpec.train)
+    p.add_argument("--init", type=Path, default=None,
+                   help="continue from these weights (e.g. a run's best.pt) instead of scratch")
+    p.add_argument("--ship-only", action="store_true",
+                   help="do not train: export, measure and card the runs' existing best.pt")
     args = p.parse_args(argv)
     data_yaml = args.data / "data.yaml"
-    if not data_yaml.exists():
+    if not data_yaml.exists() or _train_images(args.data) != args.train_images:
         render_dataset(load_catalog(), args.data, DatasetSpec(train=args.train_images))
     counts = yaml.safe_load((args.data / "counts.yaml").read_text())
     epochs = args.epochs * len(args.grades) if len(args.epochs) == 1 else args.epochs
     for letter, ep in zip(args.grades, epochs):
+        if args.ship_only:
+            run = args.runs / f"yolo11{letter}-demo"
+            card = ship_grade(letter, run / "weights" / "best.pt", data_yaml, counts, epochs=ep,
+                              imgsz=args.imgsz, batch=args.batch, models_dir=args.models,
+                              train_minutes=_train_minutes(run))
+            print(json.dumps(card), flush=True)
+            continue
         card = train_grade(letter, data_yaml, counts, epochs=ep, imgsz=args.imgsz,
-                           batch=args.batch, runs=args.runs, models_dir=args.models)
+                           batch=args.batch, runs=args.runs, models_dir=args.models,
+                           init=args.init)
         print(json.dumps(card), flush=True)
     return 0
 

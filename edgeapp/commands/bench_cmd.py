@@ -1,0 +1,43 @@
+"""``edgeapp bench NAME``: the micro-benchmarks, each printed as one JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+
+NAME = "bench"
+
+# name -> (module, function taking the parsed args and returning a dict, help). Each entry
+# exists only once its benchmark is built.
+BENCHES: dict[str, tuple[str, str, str]] = {
+    "camera": ("edgeapp.engine.bench.camera", "run_camera_bench",
+               "synthetic camera: can one core render the demo's streams in real time"),
+    "ocr": ("edgeapp.engine.bench.ocr", "run_ocr_bench",
+            "order-ID reader: accuracy on held-out synthetic tickets"),
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``bench`` and one sub-command per benchmark."""
+    p = subparsers.add_parser(NAME, help="run a benchmark and print its figures")
+    sub = p.add_subparsers(dest="bench", required=True, metavar="NAME")
+    for name, (module, _func, text) in BENCHES.items():
+        q = sub.add_parser(name, help=text)
+        q.add_argument("--json", action="store_true", help="print one JSON object")
+        adder = getattr(importlib.import_module(module), "add_arguments", None)
+        if adder is not None:
+            adder(q)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen benchmark; print JSON (``--json``) or an aligned table."""
+    module, func, _ = BENCHES[args.bench]
+    result = getattr(importlib.import_module(module), func)(args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        rows = result if isinstance(result, list) else [result]
+        for row in rows:
+            print("  ".join(f"{k}={v}" for k, v in row.items()))
+    return 0

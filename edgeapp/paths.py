@@ -1,0 +1,58 @@
+"""Where edgeapp finds its shipped resources and keeps the operator's data.
+
+Shipped (read-only): ``resources/`` — the demo orders and inventory, the detector models.
+Per user (written): the data folder — results database, evidence frames, CURVE keys, logs.
+Nothing here creates a folder; the part that writes into one creates it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+APP_NAME = "edgeapp"
+
+
+def resources_dir() -> Path:
+    """The shipped ``resources/`` folder (next to the ``edgeapp`` package in a checkout).
+
+    The one place that knows where resources live: packaging changes this function only.
+    """
+    return Path(__file__).resolve().parent.parent / "resources"
+
+
+def demo_orders_path() -> Path:
+    """The demo orders file the built-in demo uses."""
+    return resources_dir() / "demo" / "orders.json"
+
+
+def demo_inventory_path() -> Path:
+    """The demo inventory file the built-in demo uses."""
+    return resources_dir() / "demo" / "inventory.json"
+
+
+def shipped_models_dir() -> Path:
+    """The folder of the shipped YOLO11 OpenVINO models."""
+    return resources_dir() / "models"
+
+
+def user_data_dir() -> Path:
+    """The platform's per-user data folder for edgeapp (honours ``XDG_DATA_HOME`` on Linux)."""
+    # Imported here so that `import edgeapp.config` needs only the standard library.
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_keys_dir(data_dir: Path) -> Path:
+    """Where ``edgeapp keys`` writes and the distributed parts read CURVE keys by default."""
+    return data_dir / "keys"
+
+
+def evidence_dir(data_dir: Path) -> Path:
+    """Where the frames selected for each order are saved as evidence."""
+    return data_dir / "evidence"
+
+
+def logs_dir(data_dir: Path) -> Path:
+    """Where log files go."""
+    return data_dir / "logs"
