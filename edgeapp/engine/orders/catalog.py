@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeapp.errors import InputError
+from edgeapp.paths import demo_inventory_path, demo_orders_path
 
 TICKET_CLASS = "ticket"
 
@@ -141,9 +142,8 @@ def load_catalog(
     orders_path: str | Path | None = None, inventory_path: str | Path | None = None
 ) -> Catalog:
     """Load inventory and orders; ``None`` means the shipped demo files."""
-    demo = Path(__file__).resolve().parents[3] / "resources" / "demo"
-    inv_path = Path(inventory_path) if inventory_path else demo / "inventory.json"
-    ord_path = Path(orders_path) if orders_path else demo / "orders.json"
+    inv_path = Path(inventory_path) if inventory_path else demo_inventory_path()
+    ord_path = Path(orders_path) if orders_path else demo_orders_path()
     items = parse_inventory(_read_json(inv_path, "inventory"), str(inv_path))
     orders = parse_orders(_read_json(ord_path, "orders"), items, str(ord_path))
     return Catalog(items, orders)
