@@ -32,11 +32,14 @@ COMMANDS: list[str] = [
     "edgeapp.commands.config_cmd",
     "edgeapp.commands.record_cmd",
     "edgeapp.commands.bench_cmd",
+    "edgeapp.commands.keys_cmd",
     "edgeapp.commands.results_cmd",
+    "edgeapp.commands.models_cmd",
 ]
 
 # "--flag" -> module. A flag mode exists here only once its module is built.
 FLAG_MODES: dict[str, str] = {
+    "--worker": "edgeapp.commands.worker_cmd",
 }
 
 EXIT_NOT_AVAILABLE = 69  # sysexits EX_UNAVAILABLE: the asked-for part is not in this version

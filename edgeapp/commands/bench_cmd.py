@@ -15,6 +15,10 @@ BENCHES: dict[str, tuple[str, str, str]] = {
                "synthetic camera: can one core render the demo's streams in real time"),
     "ocr": ("edgeapp.engine.bench.ocr", "run_ocr_bench",
             "order-ID reader: accuracy on held-out synthetic tickets"),
+    "detector": ("edgeapp.engine.bench.detector", "run_detector_bench",
+                 "detector: our OpenVINO wrapper against OpenVINO's own benchmark_app"),
+    "transport": ("edgeapp.engine.bench.transport", "run_transport_bench",
+                  "Producer -> worker -> Collector against a raw pyzmq PUSH/PULL loop"),
 }
 
 

@@ -1,0 +1,101 @@
+"""``edgeapp --worker --connect tcp://HOST:PORT``: a headless inference worker.
+
+Needs only numpy, opencv, openvino, pyzmq and msgpack. Signals: the first SIGTERM (or Ctrl+C)
+stops asking for work, finishes what it holds (bounded by ``--drain-timeout``) and leaves;
+a second one leaves at once. Started by the engine (``--child``), it ignores SIGINT: the
+parent stops it with SIGTERM. Exit codes: :class:`WorkerExit`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+HELP = "run a headless inference worker that fetches frames from a Producer"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The worker's options (on the top-level parser for ``edgeapp --worker``)."""
+    g = parser.add_argument_group("worker (--worker)")
+    g.add_argument("--connect", metavar="ENDPOINT",
+                   help="the Producer, e.g. tcp://10.0.0.5:5555 (required with --worker)")
+    g.add_argument("--collector", metavar="ENDPOINT",
+                   help="the Collector (default: the address the Producer names)")
+    g.add_argument("--keys", metavar="DIR", type=Path,
+                   help="folder from 'edgeapp keys add-worker NAME' (CURVE keys)")
+    g.add_argument("--name", help="worker name shown by the engine (default: host-pid)")
+    g.add_argument("--processor", default="auto", metavar="SPEC",
+                   help="'auto' (by the Producer's work type), 'noop', or module:callable")
+    g.add_argument("--noop-delay-ms", type=float, default=0.0, metavar="MS",
+                   help="with --processor noop: sleep this long per batch (tests)")
+    g.add_argument("--prefetch", type=int, default=2, metavar="N",
+                   help="batches kept waiting while one is processed")
+    g.add_argument("--request-timeout", type=float, default=5.0, metavar="S",
+                   help="seconds to wait for a reply before reconnecting")
+    g.add_argument("--connect-timeout", type=float, default=None, metavar="S",
+                   help="give up (exit 12) when no Producer answers for this long at start")
+    g.add_argument("--drain-timeout", type=float, default=10.0, metavar="S",
+                   help="after END or SIGTERM, seconds to finish held tasks")
+    g.add_argument("--child", action="store_true",
+                   help="started by the engine: ignore SIGINT")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a worker until END, a signal or a fatal error; return its exit code."""
+    from edgeapp.engine.distributed.processor import noop_factory
+    from edgeapp.engine.distributed.worker import Worker, WorkerExit
+    from edgeapp.errors import ConfigError
+
+    if not args.connect:
+        raise ConfigError("--connect: the Producer's endpoint is required, e.g. "
+                          "tcp://HOST:5555")
+    factory: Any = args.processor
+    if args.processor == "noop":
+        factory = noop_factory(args.noop_delay_ms / 1000.0)
+    worker = Worker(args.connect, processor_factory=factory, collector=args.collector,
+                    keys_dir=args.keys, name=args.name, prefetch=args.prefetch,
+                    request_timeout_s=args.request_timeout,
+                    connect_timeout_s=args.connect_timeout)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stopping.is_set():
+            os._exit(int(WorkerExit.TERMINATED))  # second signal: leave now
+        stopping.set()
+        worker.stop(drain=True)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, signal.SIG_IGN if args.child else on_signal)
+    worker.start()
+    while not worker.join(timeout=0.2):
+        if stopping.is_set() or worker.exit_code is not None:
+            break
+    if not worker.join(timeout=args.drain_timeout):
+        worker.stop(drain=False)
+        worker.join(timeout=2.0)
+    code = worker.exit_code if worker.exit_code is not None else WorkerExit.OK
+    if code != WorkerExit.OK and worker.error:
+        print(f"edgeapp worker: {worker.error}", file=sys.stderr)
+    return int(code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m edgeapp.commands.worker_cmd``: the worker without the full CLI."""
+    parser = argparse.ArgumentParser(prog="edgeapp-worker", description=__doc__)
+    add_arguments(parser)
+    parser.add_argument("--debug", action="store_true", help="log debug messages")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,194 @@
+"""The Producer's book of registered workers and the task leases each one holds.
+
+A lease is a handed-out task with a deadline. It ends when the Collector reports the result
+(``complete``), or goes back to the queue when its deadline passes or its worker stops
+showing signs of life (no request for ``liveness`` heartbeat intervals, zguide Paranoid
+Pirate). Everything here is bounded: at most one record per connected worker, and leases only
+for tasks that are out right now.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgeapp.engine.distributed.task_queue import Task
+
+
+@dataclass(frozen=True)
+class WorkerJoined:
+    """A worker registered with the Producer."""
+
+    worker_id: str
+    name: str
+    host: str
+
+
+@dataclass(frozen=True)
+class WorkerLeft:
+    """A worker left: ``reason`` is ``end``, ``silent`` (missed heartbeats), ``replaced`` or
+    ``unreachable``; ``requeued`` is how many of its tasks went back to the queue."""
+
+    worker_id: str
+    name: str
+    reason: str
+    requeued: int
+
+
+WorkerEvent = WorkerJoined | WorkerLeft
+
+
+@dataclass
+class Lease:
+    """One task out at one worker, until ``deadline`` (monotonic seconds)."""
+
+    task: Task
+    worker_id: str
+    deadline: float
+
+
+@dataclass
+class WorkerRecord:
+    """What the Producer knows about one connected worker."""
+
+    worker_id: str
+    identity: bytes
+    name: str
+    host: str
+    pid: int
+    grade: int
+    registered_at: float
+    last_seen: float
+    tasks_sent: int = 0
+    tasks_done: int = 0
+    reported: dict[str, Any] = field(default_factory=dict)
+    leased: set[int] = field(default_factory=set)
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """Plain-data view for ``Producer.status()``."""
+        return {
+            "id": self.worker_id, "name": self.name, "host": self.host, "pid": self.pid,
+            "grade": self.grade, "tasks_sent": self.tasks_sent, "tasks_done": self.tasks_done,
+            "processed": self.reported.get("processed"), "busy_s": self.reported.get("busy_s"),
+            "leased": len(self.leased), "last_seen_s": round(now - self.last_seen, 3),
+            "uptime_s": round(now - self.registered_at, 3),
+        }
+
+
+class WorkerBook:
+    """Registered workers by ROUTER identity, and the lease table; thread-safe."""
+
+    def __init__(self, lease_s: float, silent_after_s: float) -> None:
+        self.lease_s = lease_s
+        self.silent_after_s = silent_after_s
+        self._lock = threading.Lock()
+        self._by_identity: dict[bytes, WorkerRecord] = {}
+        self._leases: dict[int, Lease] = {}
+        self._next_id = 0
+
+    # --- membership -------------------------------------------------------------------------
+
+    def register(self, identity: bytes, name: str, host: str, pid: int, grade: int,
+                 now: float) -> tuple[WorkerRecord, list[WorkerRecord], list[Task]]:
+        """Add a worker; an older record with the same identity or name is replaced.
+
+        Returns the new record, the replaced records and their leased tasks (to requeue).
+        """
+        with self._lock:
+            old = [r for r in self._by_identity.values()
+                   if r.identity == identity or (name and r.name == name)]
+            tasks = [t for r in old for t in self._drop_record(r)]
+            self._next_id += 1
+            record = WorkerRecord(
+                worker_id=f"w{self._next_id}", identity=identity, name=name or f"w{self._next_id}",
+                host=host, pid=pid, grade=grade, registered_at=now, last_seen=now)
+            self._by_identity[identity] = record
+            return record, old, tasks
+
+    def get(self, identity: bytes) -> WorkerRecord | None:
+        """The record of a registered identity."""
+        with self._lock:
+            return self._by_identity.get(identity)
+
+    def touch(self, record: WorkerRecord, now: float, reported: dict[str, Any] | None) -> None:
+        """The worker showed a sign of life (a request, or we just sent it a reply)."""
+        with self._lock:
+            record.last_seen = now
+            if reported:
+                record.reported = reported
+
+    def remove(self, identity: bytes) -> tuple[WorkerRecord | None, list[Task]]:
+        """Forget a worker; return its record and leased tasks."""
+        with self._lock:
+            record = self._by_identity.get(identity)
+            return (record, self._drop_record(record)) if record else (None, [])
+
+    def records(self) -> list[WorkerRecord]:
+        """All registered workers."""
+        with self._lock:
+            return list(self._by_identity.values())
+
+    # --- leases -----------------------------------------------------------------------------
+
+    def lease(self, record: WorkerRecord, tasks: list[Task], now: float) -> None:
+        """Hand ``tasks`` to ``record`` until ``now + lease_s``."""
+        with self._lock:
+            for task in tasks:
+                task.attempts += 1
+                self._leases[task.id] = Lease(task, record.worker_id, now + self.lease_s)
+                record.leased.add(task.id)
+            record.tasks_sent += len(tasks)
+
+    def complete(self, task_ids: list[int]) -> list[Task]:
+        """End the leases of delivered tasks; return the tasks that were still leased."""
+        done: list[Task] = []
+        with self._lock:
+            by_worker = {r.worker_id: r for r in self._by_identity.values()}
+            for task_id in task_ids:
+                lease = self._leases.pop(task_id, None)
+                if lease is None:
+                    continue
+                done.append(lease.task)
+                record = by_worker.get(lease.worker_id)
+                if record is not None:
+                    record.leased.discard(task_id)
+                    record.tasks_done += 1
+        return done
+
+    def expire(self, now: float) -> tuple[list[WorkerRecord], list[Task]]:
+        """Drop silent workers and overdue leases; return the dropped workers and lost tasks."""
+        with self._lock:
+            silent = [r for r in self._by_identity.values()
+                      if now - r.last_seen > self.silent_after_s]
+            lost = [t for r in silent for t in self._drop_record(r)]
+            by_worker = {r.worker_id: r for r in self._by_identity.values()}
+            for task_id in [i for i, lease in self._leases.items() if lease.deadline <= now]:
+                lease = self._leases.pop(task_id)
+                record = by_worker.get(lease.worker_id)
+                if record is not None:
+                    record.leased.discard(task_id)
+                lost.append(lease.task)
+            return silent, lost
+
+    def all_leased(self) -> list[Task]:
+        """Every task out right now (oldest first)."""
+        with self._lock:
+            return sorted((lease.task for lease in self._leases.values()), key=lambda t: t.order)
+
+    def lease_count(self) -> int:
+        """How many tasks are out."""
+        return len(self._leases)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Plain-data view of every worker."""
+        now = time.monotonic()
+        with self._lock:
+            return [r.snapshot(now) for r in self._by_identity.values()]
+
+    def _drop_record(self, record: WorkerRecord) -> list[Task]:
+        """Remove ``record`` and its leases (lock held); return its tasks oldest first."""
+        self._by_identity.pop(record.identity, None)
+        tasks = [self._leases.pop(i).task for i in record.leased if i in self._leases]
+        return sorted(tasks, key=lambda t: t.order)

@@ -1,0 +1,459 @@
+"""The YOLO11 detector on OpenVINO: grades, batches, and an input size that follows the stream.
+
+Pre-processing is split where it is cheapest (measured on the CPU plugin, yolo11n at 320, a
+1280x720 frame; per frame, one thread; on a busy 2-core machine, so take 10 % as noise):
+
+- the letterbox (ultralytics': keep aspect, ``cv2.resize`` INTER_LINEAR, centre, pad with 114)
+  runs in ``cv2`` on the calling thread: 0.2-0.3 ms. The same resize + pad as
+  ``openvino.preprocess`` steps (``resize(RESIZE_LINEAR, h, w)`` + ``pad``) cost 3.3 ms with a
+  static input and 4.8 ms with a dynamic one, ten times more; the whole detector then used
+  ~15 % more CPU per frame than ``benchmark_app`` on the raw IR. (PPP's ``resize`` alone
+  cannot letterbox: it stretches to the model's shape; its ``pad`` only accepts floats, so it
+  must follow the u8->f32 conversion.)
+- everything per pixel after that stays in the graph via ``PrePostProcessor``: the input
+  tensor is ``uint8`` BGR ``NHWC`` ``[1, S, S, 3]``, and u8->f32, BGR->RGB, ``/255`` and
+  NHWC->NCHW fuse into the first convolution — measured free (same CPU time per frame as
+  feeding the raw IR a ready float tensor). The input is a quarter of the bytes of a float one.
+- so the input shape is static per input size: one compile per (model, input size), any
+  frame size, and the CPU plugin gets a fully static graph.
+
+Post-processing is numpy (:mod:`edgeapp.engine.vision.postprocess`), vectorised.
+
+A batch (``detect_batch``) keeps every core busy: the model is compiled with the THROUGHPUT
+hint and gets ``2 x OPTIMAL_NUMBER_OF_INFER_REQUESTS`` infer requests; the calling thread
+letterboxes frame k+1 and post-processes finished frames while the requests run. The requests
+are driven by hand rather than by an ``AsyncInferQueue`` with a Python callback: the callback
+runs on the stream's own thread and must first take the GIL (up to the 5 ms switch interval
+while this thread runs Python), which idles that stream. Measured on an idle 2-core machine,
+yolo11n at 320, 1280x720 frames: 62 FPS driven by hand vs 58 FPS with the queue and callback.
+
+A grade switch loads the new model first and then swaps it in; a batch that is running
+finishes on the model it started with, so no frame is lost or mixed across a switch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+from edgeapp.engine.vision import postprocess as pp
+from edgeapp.engine.vision.grades import Grade, LoadingMode
+from edgeapp.engine.vision.models import (
+    GradeMap,
+    ModelInfo,
+    discover,
+    inspect_model,
+    installed_models,
+    read_detector,
+    resolve_grades,
+)
+from edgeapp.errors import EdgeAppError, InputError, ModelError
+
+if TYPE_CHECKING:
+    import openvino as ov
+
+log = logging.getLogger(__name__)
+
+#: Compiled graphs kept per model (one per input size); the least recently used is dropped.
+MAX_VARIANTS = 6
+#: Infer requests per OpenVINO stream (see ``_LoadedModel._compile``).
+REQUESTS_PER_STREAM = 2
+PAD_VALUE = 114
+
+_core_lock = threading.Lock()
+_core: ov.Core | None = None
+
+
+def shared_core() -> ov.Core:
+    """The process's one ``openvino.Core`` (plugins load once; compiled models share it)."""
+    global _core
+    with _core_lock:
+        if _core is None:
+            import openvino as ov
+
+            _core = ov.Core()
+        return _core
+
+
+def effective_input_size(requested: int | None, max_size: int) -> int:
+    """``requested`` rounded down to a multiple of 32 and capped at ``max_size``."""
+    if requested is None:
+        return max_size
+    if isinstance(requested, bool) or not isinstance(requested, int | np.integer):
+        raise InputError(f"input_size: expected an integer, got {requested!r}")
+    if requested < 32:
+        raise InputError(f"input_size: must be >= 32, got {requested}")
+    return min(int(requested) // 32 * 32, max_size)
+
+
+def single_thread_cv2() -> None:
+    """Make ``cv2`` run on the calling thread only (process-wide; the detector does this).
+
+    cv2's own thread pool fights OpenVINO's pinned inference threads for the same cores: the
+    letterbox of the next frame then waits for a pool thread that waits for a core, and the
+    inference requests sit idle. One thread letterboxes a 1280x720 frame in ~0.3 ms, which is
+    all the detector needs. Measured on 2 cores, yolo11n at 320: ratio to benchmark_app 0.87
+    with cv2's default threads, 0.94 with one.
+    """
+    cv2.setNumThreads(1)
+
+
+def letterbox_image(image: np.ndarray, lb: pp.Letterbox) -> np.ndarray:
+    """The frame scaled and padded into the ``S x S`` model input, as ultralytics does it."""
+    if (lb.new_h, lb.new_w) != image.shape[:2]:
+        image = cv2.resize(image, (lb.new_w, lb.new_h), interpolation=cv2.INTER_LINEAR)
+    if lb.top or lb.bottom or lb.left or lb.right:
+        image = cv2.copyMakeBorder(image, lb.top, lb.bottom, lb.left, lb.right,
+                                   cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    return image
+
+
+def check_frame(image: Any, index: int = 0) -> np.ndarray:
+    """The frame as a C-contiguous ``uint8`` HxWx3 array, or an InputError naming the problem."""
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"frame {index}: expected a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise InputError(f"frame {index}: expected dtype uint8, got {image.dtype}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise InputError(f"frame {index}: expected shape (H, W, 3) BGR, got {image.shape}")
+    return np.ascontiguousarray(image)
+
+
+@dataclass
+class _Variant:
+    """One compiled graph (model + in-graph pre-processing at one input size), its requests."""
+
+    compiled: Any
+    requests: list[Any]  # openvino.InferRequest
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _LoadedModel:
+    """One model read from disk and checked, with its compiled variants."""
+
+    def __init__(self, info: ModelInfo, device: str, ov_config: Mapping[str, Any]) -> None:
+        self.info = info
+        self.device = device
+        self.ov_config = dict(ov_config)
+        self.model, self.classes = read_detector(info, shared_core())
+        self.max_input_size = info.input_size
+        self._variants: OrderedDict[int, _Variant] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def variant(self, size: int) -> _Variant:
+        """The compiled graph for input size ``size`` (compiled on first use, cached)."""
+        with self._lock:  # compiles are serialised: two threads never build the same graph
+            found = self._variants.get(size)
+            if found is not None:
+                self._variants.move_to_end(size)
+                return found
+            found = self._compile(size)
+            self._variants[size] = found
+            while len(self._variants) > MAX_VARIANTS:
+                self._variants.popitem(last=False)
+            return found
+
+    def _compile(self, size: int) -> _Variant:
+        import openvino as ov
+        from openvino.preprocess import ColorFormat, PrePostProcessor
+
+        model = self.model.clone()
+        model.reshape({model.input(0): [1, 3, size, size]})
+        ppp = PrePostProcessor(model)
+        tensor = ppp.input().tensor()
+        tensor.set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+        tensor.set_color_format(ColorFormat.BGR)
+        ppp.input().model().set_layout(ov.Layout("NCHW"))
+        ppp.input().preprocess().convert_element_type(ov.Type.f32) \
+            .convert_color(ColorFormat.RGB).scale(255.0)
+        ppp.output(0).tensor().set_element_type(ov.Type.f32)
+        try:
+            compiled = shared_core().compile_model(ppp.build(), self.device, self.ov_config)
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ModelError(f"{self.info.path}: cannot compile for {self.device} at input "
+                             f"{size}: {first[:200]}") from exc
+        optimal = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        # Twice the optimum: a ready request waits behind each busy stream, so no stream
+        # idles while the calling thread letterboxes, post-processes or is descheduled.
+        requests = [compiled.create_infer_request() for _ in range(REQUESTS_PER_STREAM * optimal)]
+        log.debug("compiled %s at %d (%d requests)", self.info.name, size, len(requests))
+        return _Variant(compiled, requests)
+
+    def close(self) -> None:
+        """Wait for running requests and drop the compiled graphs."""
+        with self._lock:
+            for v in self._variants.values():
+                with v.lock:  # a running batch holds it until its requests are done
+                    pass
+            self._variants.clear()
+
+
+ModelsArg = str | Path | Sequence[ModelInfo] | Mapping[Any, ModelInfo | str | Path] | None
+
+
+def _grade_map(models: ModelsArg) -> GradeMap:
+    if models is None:
+        return resolve_grades(installed_models())
+    if isinstance(models, str | Path):
+        path = Path(models).expanduser()
+        found = [inspect_model(path)] if path.is_file() else discover(path)
+        if not found:
+            raise ModelError(f"{path}: no OpenVINO .xml model in this folder or its sub-folders")
+        broken = [m for m in found if m.problem]
+        if broken and len(broken) == len(found):
+            raise ModelError(broken[0].problem or f"{path}: no usable model")
+        return resolve_grades(found)
+    if isinstance(models, Mapping):
+        infos = {Grade.parse(g): m if isinstance(m, ModelInfo) else inspect_model(m)
+                 for g, m in models.items()}
+        return resolve_grades([_with_grade(m, g) for g, m in infos.items()])
+    return resolve_grades(list(models))
+
+
+def _with_grade(info: ModelInfo, grade: Grade) -> ModelInfo:
+    from dataclasses import replace
+
+    return replace(info, grade=grade)
+
+
+class Detector:
+    """YOLO detector on OpenVINO with grades (LOW/MEDIUM/HIGH), batching and dynamic input size.
+
+    ``models``: ``None`` (installed models: shipped ones), a models folder, one model folder or
+    ``.xml`` (serves every grade), a list of :class:`ModelInfo`, or ``{grade: model}``.
+    Thread-safe: one thread may call ``detect_batch`` while another calls ``set_grade``.
+    """
+
+    def __init__(
+        self,
+        models: ModelsArg = None,
+        *,
+        grade: Grade | int | str = Grade.LOW,
+        loading_mode: LoadingMode | int | str = LoadingMode.LAZY,
+        input_size: int | None = None,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        max_det: int = 300,
+        device: str = "CPU",
+        ov_config: Mapping[str, Any] | None = None,
+        cv2_single_thread: bool = True,
+    ) -> None:
+        self.grades = _grade_map(models)
+        if cv2_single_thread:
+            single_thread_cv2()
+        self.loading_mode = LoadingMode.parse(loading_mode)
+        self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
+        self.device = device
+        self.ov_config = {"PERFORMANCE_HINT": "THROUGHPUT", **(ov_config or {})}
+        self._input_size = None if input_size is None else effective_input_size(input_size, 1 << 16)
+        self._loaded: dict[Path, _LoadedModel] = {}
+        self._load_lock = threading.Lock()
+        self._swap_lock = threading.Lock()
+        self._grade = Grade.parse(grade)
+        self._active: _LoadedModel | None = None
+        self._recent_sizes: OrderedDict[int | None, None] = OrderedDict()
+        if self.fallback:
+            log.warning("detector grade %s: %s", self._grade.name, self.fallback)
+        if self.loading_mode is LoadingMode.EAGER:
+            self.load()
+
+    # --- state -------------------------------------------------------------------------------
+    @property
+    def grade(self) -> Grade:
+        """The grade asked for (see ``fallback`` when another grade's model serves it)."""
+        return self._grade
+
+    @property
+    def fallback(self) -> str | None:
+        """Why the current grade is served by another grade's model, else None."""
+        return self.grades.fallbacks.get(self._grade)
+
+    @property
+    def model_info(self) -> ModelInfo:
+        """The model serving the current grade."""
+        return self.grades.models[self._grade]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Class names of the current model (index = the class column of detections)."""
+        return self._current().classes
+
+    @property
+    def loaded_models(self) -> list[str]:
+        """Names of the models read and compiled so far (LAZY loads on first use)."""
+        with self._load_lock:
+            return [m.info.name for m in self._loaded.values()]
+
+    @property
+    def max_input_size(self) -> int:
+        """The current model's training size: the largest input size used."""
+        return self.model_info.input_size
+
+    @property
+    def input_size(self) -> int:
+        """The input size frames are detected at now (requested size, capped by the model)."""
+        return effective_input_size(self._input_size, self.max_input_size)
+
+    def set_input_size(self, size: int | None) -> int:
+        """Follow the stream's resolution level; returns the size actually used."""
+        self._input_size = None if size is None else effective_input_size(size, 1 << 16)
+        return self.input_size
+
+    # --- loading -----------------------------------------------------------------------------
+    def load(self) -> None:
+        """Read and compile the current grade's model (EAGER: every grade's) ahead of frames."""
+        grades = list(Grade) if self.loading_mode is LoadingMode.EAGER else [self._grade]
+        for g in grades:
+            loaded = self._load(self.grades.models[g])
+            loaded.variant(effective_input_size(self._input_size, loaded.max_input_size))
+        self._current()
+
+    def _load(self, info: ModelInfo) -> _LoadedModel:
+        with self._load_lock:
+            key = info.path.resolve()
+            found = self._loaded.get(key)
+            if found is None:
+                found = _LoadedModel(info, self.device, self.ov_config)
+                self._loaded[key] = found
+            return found
+
+    def _current(self) -> _LoadedModel:
+        with self._swap_lock:
+            active = self._active
+        if active is None:
+            active = self._load(self.model_info)
+            with self._swap_lock:
+                if self._active is None:
+                    self._active = active
+                active = self._active
+        return active
+
+    def set_grade(self, grade: Grade | int | str) -> None:
+        """Load (and pre-compile) the grade's model, then swap it in.
+
+        The swap is atomic: a ``detect_batch`` running meanwhile finishes on the old model,
+        the next one uses the new model. The old model stays loaded for a switch back.
+        """
+        grade = Grade.parse(grade)
+        if grade == self._grade and self._active is not None:
+            return
+        new = self._load(self.grades.models[grade])
+        with self._swap_lock:
+            recent = list(self._recent_sizes) or [self._input_size]
+        for size in recent:  # compile now, so the next batch does not wait for it
+            new.variant(effective_input_size(size, new.max_input_size))
+        with self._swap_lock:
+            self._active, self._grade = new, grade
+        if grade in self.grades.fallbacks:
+            log.warning("detector grade %s: %s", grade.name, self.grades.fallbacks[grade])
+
+    # --- detection ---------------------------------------------------------------------------
+    def detect(self, image: np.ndarray, input_size: int | None = None) -> np.ndarray:
+        """Detections of one frame: ``(N, 6)`` float32 ``x1, y1, x2, y2, score, class``."""
+        return self.detect_batch([image], input_size)[0]
+
+    def detect_batch(
+        self, images: Sequence[np.ndarray],
+        input_size: int | None | Sequence[int | None] = None,
+    ) -> list[np.ndarray]:
+        """Detections of every frame, in order; all cores work on the batch at once.
+
+        ``input_size`` overrides ``set_input_size`` for this call, for all frames or per frame.
+        """
+        frames = [check_frame(im, i) for i, im in enumerate(images)]
+        if not frames:
+            return []
+        if input_size is None or isinstance(input_size, int | np.integer):
+            sizes: list[int | None] = [input_size] * len(frames)  # type: ignore[list-item]
+        else:
+            sizes = list(input_size)
+            if len(sizes) != len(frames):
+                raise InputError(f"input_size: {len(sizes)} sizes for {len(frames)} frames")
+        model = self._current()  # a batch runs on the model it started with
+        groups: dict[int, list[int]] = {}
+        for i, size in enumerate(sizes):
+            requested = self._input_size if size is None else size
+            groups.setdefault(effective_input_size(requested, model.max_input_size), []).append(i)
+        self._remember_sizes([self._input_size if s is None else s for s in sizes])
+        results: list[np.ndarray | None] = [None] * len(frames)
+        for size, members in groups.items():
+            try:
+                self._run(model, size, frames, members, results)
+            except EdgeAppError:
+                raise
+            except Exception as exc:  # openvino's RuntimeError, out of memory, …
+                raise ModelError(f"{model.info.name}: inference failed at input {size}: "
+                                 f"{exc}") from exc
+        return results  # type: ignore[return-value]
+
+    def _remember_sizes(self, sizes: list[int | None]) -> None:
+        with self._swap_lock:
+            for size in dict.fromkeys(sizes):
+                self._recent_sizes[size] = None
+                self._recent_sizes.move_to_end(size)
+            while len(self._recent_sizes) > 2:
+                self._recent_sizes.popitem(last=False)
+
+    def _run(self, model: _LoadedModel, size: int, frames: list[np.ndarray],
+             members: list[int], results: list[np.ndarray | None]) -> None:
+        """Letterbox each frame, start it on a free request; when none is free, finish the
+        oldest (wait, post-process) first. The requests run while this thread works."""
+        variant = model.variant(size)
+        pending: deque[tuple[Any, int, pp.Letterbox, np.ndarray]] = deque()
+        free = list(variant.requests)
+
+        def finish() -> None:
+            request, i, lb, _tensor = pending.popleft()
+            request.wait()  # releases the GIL; the other requests keep running
+            h, w = frames[i].shape[:2]
+            results[i] = pp.postprocess(request.get_output_tensor(0).data, lb, h, w,
+                                        conf=self.conf, iou=self.iou, max_det=self.max_det)
+            free.append(request)
+
+        with variant.lock:
+            try:
+                for i in members:
+                    h, w = frames[i].shape[:2]
+                    lb = pp.letterbox(h, w, size)
+                    tensor = letterbox_image(frames[i], lb)[None]
+                    if not free:
+                        finish()
+                    request = free.pop()
+                    # share_inputs: the request reads `tensor` in place (no copy); `pending`
+                    # keeps it alive until the request is done.
+                    request.start_async({0: tensor}, share_inputs=True)
+                    pending.append((request, i, lb, tensor))
+                while pending:
+                    finish()
+            finally:
+                for request, *_ in pending:  # never leave a request running on our buffers
+                    request.wait()
+
+    def close(self) -> None:
+        """Wait for running requests and free every compiled model."""
+        with self._load_lock:
+            loaded, self._loaded = list(self._loaded.values()), {}
+        for m in loaded:
+            m.close()
+        with self._swap_lock:
+            self._active = None
+
+    def __enter__(self) -> Detector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_detector(models: Iterable[str | Path] | None = None, **kwargs: Any) -> Detector:
+    """A detector over the installed models plus ``models`` folders (config ``models.path``)."""
+    return Detector(installed_models(models or ()), **kwargs)

@@ -1,0 +1,83 @@
+"""The detector as a worker's :class:`~edgeapp.engine.distributed.processor.Processor`.
+
+The worker builds it from the Producer's REGISTRATION_CONFIRMATION (``make_processor``);
+``work_load`` is the grade, ``loading_mode`` LAZY/EAGER. Each task's metadata may carry an
+``input_size`` (the stream's resolution level); frames without one use the model's size.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeapp.engine.vision.detector import Detector
+from edgeapp.engine.vision.grades import Grade, LoadingMode
+from edgeapp.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+class DetectorProcessor:
+    """Runs each task batch through one :class:`Detector` (one per worker process)."""
+
+    def __init__(self, models: str | Path | None = None, **detector_options: Any) -> None:
+        self.models = models
+        self.detector_options = detector_options
+        self.detector: Detector | None = None
+
+    def load(self, grade: int, loading_mode: int) -> None:
+        """Open the models and compile ``grade`` (EAGER: every grade) before the first task."""
+        self.close()
+        self.detector = Detector(self.models, grade=Grade.parse(grade),
+                                 loading_mode=LoadingMode.parse(loading_mode),
+                                 **self.detector_options)
+        self.detector.load()
+
+    def set_grade(self, grade: int) -> None:
+        """Switch grade; batches already done are not affected, the next one uses it."""
+        self._detector().set_grade(Grade.parse(grade))
+
+    def process_batch(self, images: list[np.ndarray], metas: list[dict]) -> list[np.ndarray]:
+        """One ``(N, 6)`` float32 detections array per image, in order."""
+        if len(metas) != len(images):
+            raise InputError(f"{len(images)} images but {len(metas)} metadata entries")
+        sizes = [_input_size(meta) for meta in metas]
+        return self._detector().detect_batch(images, sizes)
+
+    def close(self) -> None:
+        """Free the compiled models."""
+        if self.detector is not None:
+            self.detector.close()
+            self.detector = None
+
+    def _detector(self) -> Detector:
+        if self.detector is None:
+            raise InputError("the detector processor is not loaded: call load() first")
+        return self.detector
+
+
+def _input_size(meta: Mapping[str, Any]) -> int | None:
+    size = meta.get("input_size")
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 32:
+        raise InputError(f"task {meta.get('id', '?')}: input_size must be an integer >= 32, "
+                         f"got {size!r}")
+    return size
+
+
+def make_processor(confirmation: Mapping[str, Any]) -> DetectorProcessor:
+    """Factory for the worker: optional ``models_path``, ``device``, ``conf_threshold``,
+    ``iou_threshold`` in the confirmation override the defaults (shipped models, CPU)."""
+    options: dict[str, Any] = {}
+    if confirmation.get("device"):
+        options["device"] = str(confirmation["device"])
+    if confirmation.get("conf_threshold") is not None:
+        options["conf"] = float(confirmation["conf_threshold"])
+    if confirmation.get("iou_threshold") is not None:
+        options["iou"] = float(confirmation["iou_threshold"])
+    return DetectorProcessor(confirmation.get("models_path"), **options)
