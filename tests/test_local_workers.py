@@ -1,0 +1,46 @@
+"""Local worker processes: started, fed, reported when they die, restarted, stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from distributed_helpers import pipeline, wait_until
+from edgeapp.engine.distributed.local_workers import LocalWorkers
+
+
+def test_local_workers_process_frames_report_death_and_restart(tmp_path):
+    with pipeline() as pipe:
+        workers = LocalWorkers(2, pipe.producer.address, log_dir=tmp_path,
+                               extra_args=["--processor", "noop", "--request-timeout", "1"])
+        try:
+            workers.start()
+            wait_until(lambda: len(pipe.producer.status()["workers"]) == 2, 30,
+                       "both local workers registered")
+            pipe.submit_all(["cam"], range(20))
+            wait_until(lambda: pipe.received.count() == 20, 30, "all frames came back")
+            assert pipe.received.by_stream["cam"] == list(range(20))
+
+            victim = workers.pids()[0]
+            os.kill(victim, signal.SIGKILL)
+            wait_until(lambda: workers.alive() == 1, 10, "the killed worker is seen as dead")
+            (ended,) = workers.poll()
+            assert (ended.index, ended.pid, ended.returncode) == (0, victim, -signal.SIGKILL)
+            assert workers.poll() == []  # reported once
+
+            assert workers.restart(0) != victim
+            assert workers.alive() == 2
+            assert workers.log_path(1).exists()
+        finally:
+            workers.stop(timeout=10)
+        assert workers.alive() == 0
+
+
+def test_worker_that_cannot_start_is_reported_with_its_log(tmp_path):
+    workers = LocalWorkers(1, "not-an-endpoint", log_dir=tmp_path)
+    workers.start()
+    wait_until(lambda: workers.alive() == 0, 30, "the worker gave up")
+    (ended,) = workers.poll()
+    assert ended.returncode != 0
+    assert ended.stderr_tail  # the worker said why
+    workers.stop()
