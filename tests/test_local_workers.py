@@ -44,3 +44,14 @@ def test_worker_that_cannot_start_is_reported_with_its_log(tmp_path):
     assert ended.returncode != 0
     assert ended.stderr_tail  # the worker said why
     workers.stop()
+
+
+def test_bad_endpoint_is_one_line_and_exit_2():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "edgeapp.commands.worker_cmd", "--connect",
+                           "not-an-endpoint"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("edgeapp worker: --connect: expected an endpoint like "
+                                   "tcp://HOST:5555, got 'not-an-endpoint'")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+ENDPOINT = re.compile(r"^(tcp://[^\s:]+:\d+|ipc://\S+)$")
 HELP = "run a headless inference worker that fetches frames from a Producer"
 
 
@@ -53,9 +55,10 @@ def run(args: argparse.Namespace) -> int:
     from edgeapp.engine.distributed.worker import Worker, WorkerExit
     from edgeapp.errors import ConfigError
 
-    if not args.connect:
-        raise ConfigError("--connect: the Producer's endpoint is required, e.g. "
-                          "tcp://HOST:5555")
+    for option, value in (("--connect", args.connect), ("--collector", args.collector)):
+        if (value or option == "--connect") and not ENDPOINT.match(value or ""):
+            raise ConfigError(f"{option}: expected an endpoint like tcp://HOST:5555, "
+                              f"got {value!r}")
     factory: Any = args.processor
     if args.processor == "noop":
         factory = noop_factory(args.noop_delay_ms / 1000.0)
@@ -94,7 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run(args)
+    from edgeapp.errors import EdgeAppError
+
+    try:
+        return run(args)
+    except EdgeAppError as exc:
+        print(f"edgeapp worker: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ class LocalWorkers:
                 proc.wait(5.0)
 
     def _command(self, index: int) -> list[str]:
-        cmd = [sys.executable, "-m", "edgeapp.engine.distributed.worker",
+        cmd = [sys.executable, "-m", "edgeapp.commands.worker_cmd",
                "--connect", self.producer_address, "--child",
                "--name", f"{self.name_prefix}-{index}"]
         if self.collector_address:
