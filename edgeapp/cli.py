@@ -40,6 +40,7 @@ COMMANDS: list[str] = [
 # "--flag" -> module. A flag mode exists here only once its module is built.
 FLAG_MODES: dict[str, str] = {
     "--worker": "edgeapp.commands.worker_cmd",
+    "--headless": "edgeapp.commands.headless_cmd",
 }
 
 EXIT_NOT_AVAILABLE = 69  # sysexits EX_UNAVAILABLE: the asked-for part is not in this version

@@ -55,3 +55,20 @@ def test_bad_endpoint_is_one_line_and_exit_2():
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("edgeapp worker: --connect: expected an endpoint like "
                                    "tcp://HOST:5555, got 'not-an-endpoint'")
+
+
+def test_local_sizing_shares_the_cores_and_wins_over_the_producer():
+    import argparse
+
+    from edgeapp.commands.worker_cmd import _with_local_sizing
+    from edgeapp.engine.distributed.local_workers import sizing_args
+
+    assert sizing_args(2, cores=2) == ["--inference-threads", "1", "--inference-streams", "1",
+                                       "--cpu-pinning", "off"]
+    assert sizing_args(1, cores=8)[1] == "8" and sizing_args(1, cores=8)[-1] == "on"
+    seen = []
+    args = argparse.Namespace(inference_threads=1, inference_streams=None, cpu_pinning="off")
+    factory = _with_local_sizing(lambda conf: seen.append(dict(conf)), args)
+    factory({"work_type": "YOLO_DETECTION", "inference_threads": 4})
+    assert seen == [{"work_type": "YOLO_DETECTION", "inference_threads": 1,
+                     "cpu_pinning": False}]

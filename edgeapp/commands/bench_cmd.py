@@ -19,6 +19,12 @@ BENCHES: dict[str, tuple[str, str, str]] = {
                  "detector: our OpenVINO wrapper against OpenVINO's own benchmark_app"),
     "transport": ("edgeapp.engine.bench.transport", "run_transport_bench",
                   "Producer -> worker -> Collector against a raw pyzmq PUSH/PULL loop"),
+    "pipeline": ("edgeapp.engine.bench.pipeline", "run_pipeline_bench",
+                 "frames through Producer -> K detector workers -> Collector vs benchmark_app"),
+    "batcher": ("edgeapp.engine.bench.batcher", "run_batcher_bench",
+                "VLM batcher on the local backend: batched vs one-by-one, 8 stations"),
+    "controller": ("edgeapp.engine.bench.controller", "run_controller_bench",
+                   "elasticity controllers (AIF, heuristic, static) on simulated scenarios"),
 }
 
 

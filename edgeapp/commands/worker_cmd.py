@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="give up (exit 12) when no Producer answers for this long at start")
     g.add_argument("--drain-timeout", type=float, default=10.0, metavar="S",
                    help="after END or SIGTERM, seconds to finish held tasks")
+    g.add_argument("--inference-threads", type=int, metavar="N",
+                   help="OpenVINO threads for this worker (default: the Producer's or all cores)")
+    g.add_argument("--inference-streams", type=int, metavar="N",
+                   help="OpenVINO streams for this worker (default: the Producer's or auto)")
+    g.add_argument("--cpu-pinning", choices=("on", "off"),
+                   help="pin OpenVINO threads to cores (off when several workers share a box)")
     g.add_argument("--child", action="store_true",
                    help="started by the engine: ignore SIGINT")
 
@@ -62,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     factory: Any = args.processor
     if args.processor == "noop":
         factory = noop_factory(args.noop_delay_ms / 1000.0)
+    factory = _with_local_sizing(factory, args)
     worker = Worker(args.connect, processor_factory=factory, collector=args.collector,
                     keys_dir=args.keys, name=args.name, prefetch=args.prefetch,
                     request_timeout_s=args.request_timeout,
@@ -87,6 +94,22 @@ def run(args: argparse.Namespace) -> int:
     if code != WorkerExit.OK and worker.error:
         print(f"edgeapp worker: {worker.error}", file=sys.stderr)
     return int(code)
+
+
+def _with_local_sizing(factory: Any, args: argparse.Namespace) -> Any:
+    """Let this box's own sizing flags win over what the Producer tells every worker: the
+    Producer cannot know how many cores a remote box has or how many workers share it."""
+    from edgeapp.engine.distributed.processor import load_factory
+
+    local = {key: value for key, value in (
+        ("inference_threads", args.inference_threads),
+        ("inference_streams", args.inference_streams),
+        ("cpu_pinning", None if args.cpu_pinning is None else args.cpu_pinning == "on"),
+    ) if value is not None}
+    if not local:
+        return factory
+    base = load_factory(factory) if isinstance(factory, str) else factory
+    return lambda confirmation: base({**confirmation, **local})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

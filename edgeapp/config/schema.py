@@ -79,6 +79,10 @@ class StreamConfig:
         lambda: (1.0, 0.75, 0.5),
         "resolution levels as scale factors of the source size, highest first",
         gt=0, le=1, descending=True)
+    start_fps_level: float = setting(
+        0.33, "FPS level the streams start at, as a fraction of the source FPS (normally one "
+        "of fps_levels); the demo's 4 cameras at full 15 FPS overload a 2-core machine",
+        gt=0, le=1)
     grade: Literal["low", "medium", "high"] = setting(
         "high", "starting model grade (YOLO11 n / s / m)")
 
@@ -137,6 +141,8 @@ class VlmConfig:
     max_in_flight: int = setting(4, "most batches waiting on the backend at once", ge=1, le=256)
     timeout_s: float = setting(10.0, "deadline of one VLM call", gt=0, le=600)
     top_k_frames: int = setting(3, "frames of an order sent to the VLM", ge=1, le=32)
+    grade: Literal["low", "medium", "high"] = setting(
+        "high", "model grade of the local backend; a grade not installed uses the nearest one")
 
 
 @dataclass(frozen=True)

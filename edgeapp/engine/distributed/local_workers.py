@@ -126,6 +126,27 @@ class LocalWorkers:
         return cmd + list(self.extra_args)
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def sizing_args(count: int, cores: int | None = None) -> list[str]:
+    """Worker flags that share this machine's cores among ``count`` local workers.
+
+    Measured (``edgeapp bench pipeline``, 2 cores): one single-threaded, unpinned worker per
+    core beat one worker with the THROUGHPUT hint over all cores, and several workers that
+    each pin their threads all pin to the same first cores (ratio 0.70 against 1.0).
+    """
+    cores = cores or usable_cores()
+    threads = max(1, cores // max(1, count))
+    return ["--inference-threads", str(threads), "--inference-streams", str(threads),
+            "--cpu-pinning", "on" if count == 1 else "off"]
+
+
 def _child_env() -> dict[str, str]:
     """The parent's environment, with this package importable from a source checkout too."""
     root = str(Path(__file__).resolve().parents[3])

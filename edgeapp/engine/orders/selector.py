@@ -34,18 +34,50 @@ def item_counts(detections: np.ndarray, ticket_class: int | None) -> dict[int, i
     return {int(v): int(c) for v, c in zip(values, counts)}
 
 
+def steady_counts(candidates: list[CandidateFrame], ticket_class: int | None,
+                  min_run_s: float, max_gap_s: float = 0.5) -> dict[int, int]:
+    """Per class, the most instances seen without a break for at least ``min_run_s``.
+
+    What is in the bag stays there until the bag leaves; a hand passing over the bag that the
+    detector takes for an item, or an item it double-counts for a moment, does not. A run
+    breaks at a frame with fewer instances or at a gap of more than ``max_gap_s``.
+    """
+    frames = sorted(candidates, key=lambda c: c.seq)
+    counts = [item_counts(c.detections, ticket_class) for c in frames]
+    steady: dict[int, int] = {}
+    for cls in {c for frame_counts in counts for c in frame_counts}:
+        for level in sorted({fc[cls] for fc in counts if cls in fc}, reverse=True):
+            best, start, prev = 0.0, None, None
+            for frame, frame_counts in zip(frames, counts, strict=True):
+                if frame_counts.get(cls, 0) < level:
+                    start = None
+                    continue
+                if start is None or prev is None or frame.capture_ts - prev > max_gap_s:
+                    start = frame.capture_ts
+                prev = frame.capture_ts
+                best = max(best, prev - start)
+            if best >= min_run_s:
+                steady[cls] = level
+                break
+    return steady
+
+
 def select_frames(
     candidates: list[CandidateFrame],
     k: int,
     ticket_class: int | None,
     duplicate_threshold: float = 2.0,
+    min_run_s: float = 0.0,
 ) -> list[CandidateFrame]:
     """The top-``k`` frames by item detections, covering every detected class, no near-duplicates.
 
     Greedy: each pick maximises (classes not yet covered, items in the frame, summed score);
     a frame whose thumbnail is within ``duplicate_threshold`` grey levels (mean absolute
-    difference) of a picked frame is skipped while others remain.
+    difference) of a picked frame is skipped while others remain. With ``min_run_s`` > 0,
+    only steady detections count (:func:`steady_counts`): frames showing more of a class than
+    stayed steady (a hand read as an item) come last, and only steady classes need covering.
     """
+    steady = steady_counts(candidates, ticket_class, min_run_s) if min_run_s > 0 else None
     scored = []
     for cand in candidates:
         counts = item_counts(cand.detections, ticket_class)
@@ -60,7 +92,12 @@ def select_frames(
             cand, counts, score = entry
             dup = any(np.abs(cand.thumb - p[0].thumb).mean() < duplicate_threshold
                       for p in picked)
-            return (not dup, len(set(counts) - covered), sum(counts.values()), score, cand.seq)
+            if steady is None:
+                return (not dup, len(set(counts) - covered), sum(counts.values()), score,
+                        cand.seq)
+            clean = all(n <= steady.get(c, 0) for c, n in counts.items())
+            return (clean, not dup, len(set(counts) & set(steady) - covered),
+                    sum(counts.values()), score, cand.seq)
 
         best = max(scored, key=gain)
         scored.remove(best)

@@ -93,6 +93,11 @@ class OrderTracker:
         """The order id locked for the order on the counter, if read yet."""
         return self._order_id
 
+    @property
+    def start_ts(self) -> float | None:
+        """When the order on the counter started (its first frame's capture time); None if idle."""
+        return self._start_ts if self.state is CounterState.BUSY else None
+
     def push(
         self, seq: int, capture_ts: float, image: np.ndarray, detections: np.ndarray
     ) -> OrderSegment | None:

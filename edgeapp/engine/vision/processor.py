@@ -70,9 +70,17 @@ def _input_size(meta: Mapping[str, Any]) -> int | None:
     return size
 
 
+#: Confirmation fields that size the worker's OpenVINO runtime, and the CPU property each sets.
+#: Several workers on one machine each run the THROUGHPUT hint, which takes every core and pins
+#: its threads to them: the Producer hands each worker its share instead.
+OPENVINO_FIELDS = {"inference_threads": "INFERENCE_NUM_THREADS",
+                   "inference_streams": "NUM_STREAMS", "cpu_pinning": "ENABLE_CPU_PINNING"}
+
+
 def make_processor(confirmation: Mapping[str, Any]) -> DetectorProcessor:
     """Factory for the worker: optional ``models_path``, ``device``, ``conf_threshold``,
-    ``iou_threshold`` in the confirmation override the defaults (shipped models, CPU)."""
+    ``iou_threshold`` and :data:`OPENVINO_FIELDS` in the confirmation override the defaults
+    (shipped models, CPU, THROUGHPUT hint over every core)."""
     options: dict[str, Any] = {}
     if confirmation.get("device"):
         options["device"] = str(confirmation["device"])
@@ -80,4 +88,18 @@ def make_processor(confirmation: Mapping[str, Any]) -> DetectorProcessor:
         options["conf"] = float(confirmation["conf_threshold"])
     if confirmation.get("iou_threshold") is not None:
         options["iou"] = float(confirmation["iou_threshold"])
+    ov_config = {prop: _openvino_value(key, confirmation[key])
+                 for key, prop in OPENVINO_FIELDS.items() if confirmation.get(key) is not None}
+    if ov_config:
+        options["ov_config"] = ov_config
     return DetectorProcessor(confirmation.get("models_path"), **options)
+
+
+def _openvino_value(key: str, value: Any) -> int | bool:
+    if key == "cpu_pinning":
+        if not isinstance(value, bool):
+            raise InputError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{key}: expected an integer >= 1, got {value!r}")
+    return value

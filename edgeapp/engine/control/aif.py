@@ -1,0 +1,162 @@
+"""The Active-Inference controller: a pymdp (JAX) agent over FPS, resolution and grade levels.
+
+Generative model (one pymdp ``Agent``, batch 1, one-step policies):
+
+- hidden-state factors: the quality rank of FPS, resolution and grade (0 = lowest);
+- actions: down / keep / up per factor (27 joint actions); ``B`` moves a rank by one,
+  clamped at the ends;
+- observations: each factor's rank (identity ``A``: the agent knows what it runs) and each
+  SLO's state (OK / WARNING / CRITICAL) with an ``A`` that depends on all three factors and is
+  learnt per setting (:class:`SloLikelihood`, rebuilt into the agent before every decision);
+- preferences ``C``: every SLO far above quality — a CRITICAL costs ten times the whole
+  quality range, a WARNING about one level of quality — and quality linear in each rank;
+- habit ``E``: any change costs a little prior probability, so that near-ties keep the
+  current setting (no oscillation on a steady load); moving two parameters at once costs no
+  more than one, so a sideways move (fps down, grade up) is as easy as a single step. A
+  parameter the operator pins gets prior 0 for every policy that would move it.
+
+Policy inference is pymdp's (``infer_states`` then ``infer_policies`` and a deterministic
+``sample_action``), jitted and run once when the first controller of a model is built, so
+the first real decision is as fast as the rest. Learning is not pymdp's ``infer_parameters``
+(see :mod:`.likelihood` for why): the counts are kept outside and the agent's ``A`` is
+swapped for their expected value inside the jitted call.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from pymdp.agent import Agent  # type: ignore[import-untyped]
+
+from edgeapp.engine.control.controllers import FIELDS, ControllerKind, Decision
+from edgeapp.engine.control.likelihood import SloLikelihood
+from edgeapp.engine.control.parameters import ParameterSpace, StreamParameters
+from edgeapp.engine.control.slo import Slo, SloState, SloStates
+
+# A decision is a few hundred microseconds of work: dispatching it asynchronously only adds a
+# thread hand-off, which on a busy machine is what makes the slow tail (p99 x3 measured).
+jax.config.update("jax_cpu_enable_async_dispatch", False)
+
+_NAMES = ("fps", "resolution", "grade")
+LAGS = {Slo.QUEUE: 3, Slo.MEMORY: 3, Slo.FRAME_LATENCY: 3, Slo.ORDER_LATENCY: 10}
+
+
+def _transitions(n: int) -> np.ndarray:
+    """``B[next, now, action]`` of one factor: action 0 lowers, 1 keeps, 2 raises the rank."""
+    b = np.zeros((n, n, 3), dtype=np.float32)
+    for s in range(n):
+        for action in range(3):
+            b[min(max(s + action - 1, 0), n - 1), s, action] = 1.0
+    return b
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """The agent's prior preferences (log units) and its habit against change."""
+
+    quality_weight: float = 3.0  # utility of the whole quality range (0 -> 1)
+    warning_cost: float = 3.0  # a certain WARNING: about one level of quality
+    critical_cost: float = 30.0  # a certain CRITICAL: ten times the whole quality range
+    change_cost: float = 0.1  # log prior against changing anything
+
+
+Inference = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                     tuple[jax.Array, jax.Array]]
+
+
+@functools.lru_cache(maxsize=4)
+def policy_inference(shape: tuple[int, int, int], prefs: Preferences) -> Inference:
+    """pymdp's state and policy inference for this model, jitted and run once (cached, so a
+    second controller of the same model starts at once)."""
+    n_slo = len(Slo)
+    levels = [jnp.eye(n, dtype=jnp.float32) for n in shape]
+    uniform = [jnp.full((len(SloState), *shape), 1 / len(SloState)) for _ in range(n_slo)]
+    slo_pref = jnp.array([0.0, -prefs.warning_cost, -prefs.critical_cost], dtype=jnp.float32)
+    C = [jnp.linspace(0.0, prefs.quality_weight / 3, n, dtype=jnp.float32) for n in shape]
+    agent = Agent(A=levels + uniform, B=[jnp.asarray(_transitions(n)) for n in shape],
+                  C=C + [slo_pref] * n_slo, A_dependencies=[[0], [1], [2]] + [[0, 1, 2]] * n_slo,
+                  num_controls=[3, 3, 3], policy_len=1, use_states_info_gain=False,
+                  action_selection="deterministic", num_iter=1)
+    moves = np.asarray(agent.policies.policy_arr)[:, 0, :] != 1  # [policy, factor]
+    habit = jnp.asarray(np.exp(-prefs.change_cost * moves.any(axis=1)))
+
+    @jax.jit
+    def infer(a_slo: jax.Array, ranks: jax.Array, slo_obs: jax.Array,
+              pinned: jax.Array) -> tuple[jax.Array, jax.Array]:
+        # A factor the operator pins gets no policy that moves it: prior probability 0.
+        allowed = ~(jnp.asarray(moves) & pinned[None, :]).any(axis=1)
+        prior = habit * allowed
+        model = eqx.tree_at(lambda a: (a.A, a.E), agent, (
+            [a[None] for a in levels] + [a_slo[m][None] for m in range(n_slo)],
+            (prior / prior.sum())[None]))
+        obs = [ranks[f:f + 1] for f in range(3)] + [slo_obs[m:m + 1] for m in range(n_slo)]
+        qs = model.infer_states(obs, model.D)
+        q_pi, neg_efe = model.infer_policies(qs)
+        return model.sample_action(q_pi)[0], neg_efe[0]
+
+    # Compile and run once now: the first real decision must not wait for XLA.
+    infer(np.stack(uniform), np.zeros(3, np.int32), np.zeros(n_slo, np.int32),
+          np.zeros(3, bool))[0].block_until_ready()
+    return infer  # type: ignore[no-any-return]
+
+
+class AifController:
+    """Active inference over the stream parameters; learns which settings keep the SLOs."""
+
+    kind: ControllerKind = "aif"
+
+    def __init__(self, space: ParameterSpace, *, prefs: Preferences | None = None,
+                 likelihood: SloLikelihood | None = None) -> None:
+        self.space = space
+        self.likelihood = likelihood or SloLikelihood(space, len(Slo))
+        # Decisions after a step down during which an SLO's bad state is the old setting's:
+        # about how far back its metric looks (an order ending now had frames queued ~10 s ago).
+        self.lags = [LAGS[slo] for slo in Slo]
+        self._infer = policy_inference(space.shape, prefs or Preferences())
+        self._last: tuple[int, int, int] | None = None
+        self._before: tuple[int, int, int] | None = None  # the dearer setting just left
+        self._since_down = 0  # decisions since then
+
+    def decide(self, slo: SloStates, current: StreamParameters,
+               pinned: frozenset[str] = frozenset()) -> Decision:
+        """Learn from the SLO states seen under ``current``, then infer the next parameters."""
+        ranks = self.space.ranks(current)
+        states = [slo.get(name) for name in Slo]  # None: not measured, no evidence
+        self._learn(ranks, states)
+        action, _ = self._infer(self.likelihood.expected(), np.asarray(ranks, np.int32),
+                                np.asarray([s or SloState.OK for s in states], np.int32),
+                                np.asarray([f in pinned for f in FIELDS]))
+        steps = [int(a) - 1 for a in np.asarray(action)]
+        moved = self.space.step(current, steps)
+        if moved == current:
+            return Decision(current, "keep")
+        words = [f"{name} {'up' if s > 0 else 'down'}"
+                 for name, s, a, b in zip(_NAMES, steps, self.space.ranks(moved), ranks,
+                                          strict=True) if a != b]
+        return Decision(moved, "expected free energy: " + ", ".join(words))
+
+    def _learn(self, ranks: tuple[int, int, int], states: list[SloState | None]) -> None:
+        """Count each SLO's state for the setting that caused it."""
+        if self._last is not None and ranks != self._last:
+            work = self.space.relative_compute
+            cheaper = work(self.space.from_ranks(ranks)) < work(self.space.from_ranks(self._last))
+            self._before = self._last if cheaper else None
+            self._since_down = 0
+        self._last = ranks
+        self.likelihood.forget()
+        # Right after a step down the queue still holds the dearer setting's backlog and the
+        # orders ending now had frames queued under it: for as long as an SLO's metric lags,
+        # its WARNING / CRITICAL is evidence about that setting, not this one.
+        old = [s if self._before is not None and s and self._since_down < lag else None
+               for s, lag in zip(states, self.lags, strict=True)]
+        self._since_down += 1
+        if self._before is not None and any(s is not None for s in old):
+            self.likelihood.observe(self._before, old)
+        self.likelihood.observe(ranks, [None if o is not None else s
+                                        for s, o in zip(states, old, strict=True)])

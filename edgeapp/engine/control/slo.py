@@ -1,0 +1,131 @@
+"""The four service-level objectives, their OK / WARNING / CRITICAL states, and the monitor.
+
+Each SLO is ``value <= limit``: CRITICAL above the limit, WARNING within ``warning_margin``
+of it (``value >= limit * (1 - warning_margin)``), OK below that. A value that was not
+measured (``None``) is OK and stays ``None`` in the status: unknown, never invented.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from edgeapp.config.schema import SloConfig
+
+
+class SloState(enum.IntEnum):
+    """How an SLO stands; the values are the AIF agent's observation indices."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+
+
+class Slo(str, enum.Enum):
+    """The SLOs the controller keeps."""
+
+    QUEUE = "queue"
+    MEMORY = "memory"
+    FRAME_LATENCY = "frame_latency"
+    ORDER_LATENCY = "order_latency"
+
+
+#: SLO states as the controllers get them: only the SLOs measured in the latest sample.
+SloStates = Mapping[Slo, SloState]
+
+
+@dataclass(frozen=True)
+class MetricsSample:
+    """One reading of what the SLOs watch; ``None`` where it was not measured."""
+
+    queue_size: int | None = None
+    fps: float | None = None  # summed over streams; the queue limit scales with it
+    memory_percent: float | None = None
+    frame_latency_p95_ms: float | None = None
+    order_latency_s: float | None = None
+
+
+@dataclass(frozen=True)
+class SloStatus:
+    """One SLO now: its value, its limit (``None`` when it cannot be set) and its state."""
+
+    slo: Slo
+    value: float | None
+    limit: float | None
+    state: SloState
+
+
+@dataclass(frozen=True)
+class SloChanged:
+    """An SLO changed state."""
+
+    name: Slo
+    old: SloState
+    new: SloState
+    value: float | None
+    limit: float | None
+
+
+def slo_state(value: float | None, limit: float | None, warning_margin: float) -> SloState:
+    """The state of ``value <= limit``; OK when either is unknown."""
+    if value is None or limit is None:
+        return SloState.OK
+    if value > limit:
+        return SloState.CRITICAL
+    if value >= limit * (1.0 - warning_margin):
+        return SloState.WARNING
+    return SloState.OK
+
+
+def limits(config: SloConfig, sample: MetricsSample) -> dict[Slo, float | None]:
+    """Each SLO's limit for ``sample``; the queue's follows the summed FPS."""
+    # No FPS (no stream running, or not measured): a queue limit of 0 would call any leftover
+    # frame CRITICAL, so the queue SLO is unknown instead.
+    queue = config.queue_factor * sample.fps if sample.fps else None
+    return {Slo.QUEUE: queue, Slo.MEMORY: config.memory_percent,
+            Slo.FRAME_LATENCY: config.frame_latency_ms, Slo.ORDER_LATENCY: config.order_latency_s}
+
+
+def values(sample: MetricsSample) -> dict[Slo, float | None]:
+    """Each SLO's value in ``sample``."""
+    queue = None if sample.queue_size is None else float(sample.queue_size)
+    return {Slo.QUEUE: queue, Slo.MEMORY: sample.memory_percent,
+            Slo.FRAME_LATENCY: sample.frame_latency_p95_ms,
+            Slo.ORDER_LATENCY: sample.order_latency_s}
+
+
+class SloMonitor:
+    """Turns metric samples into SLO states and ``SloChanged`` events (not thread-safe)."""
+
+    def __init__(self, config: SloConfig) -> None:
+        self.config = config
+        self._status = {slo: SloStatus(slo, None, None, SloState.OK) for slo in Slo}
+
+    @property
+    def status(self) -> tuple[SloStatus, ...]:
+        """Every SLO's latest value, limit and state."""
+        return tuple(self._status.values())
+
+    @property
+    def states(self) -> dict[Slo, SloState]:
+        """Every SLO's latest state (OK where unknown)."""
+        return {slo: s.state for slo, s in self._status.items()}
+
+    @property
+    def measured(self) -> dict[Slo, SloState]:
+        """The latest state of each SLO whose value and limit were known."""
+        return {slo: s.state for slo, s in self._status.items()
+                if s.value is not None and s.limit is not None}
+
+    def update(self, sample: MetricsSample) -> list[SloChanged]:
+        """Take ``sample``; return an event for each SLO whose state changed."""
+        events = []
+        lims, vals = limits(self.config, sample), values(sample)
+        for slo in Slo:
+            state = slo_state(vals[slo], lims[slo], self.config.warning_margin)
+            old = self._status[slo].state
+            self._status[slo] = SloStatus(slo, vals[slo], lims[slo], state)
+            if state != old:
+                events.append(SloChanged(slo, old, state, vals[slo], lims[slo]))
+        return events

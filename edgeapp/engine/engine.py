@@ -1,0 +1,381 @@
+"""The Engine: wires stations, Producer/Collector, local workers, VLM batcher and results store.
+
+One plain-Python facade, thread-safe, no Qt (DESIGN §4). The GUI, ``edgeapp --headless`` and
+the tests are its clients: ``start()`` / ``stop(timeout)`` / ``join()``, ``status()``,
+``summary()``, ``subscribe(callback)``, ``latest_frame(station)`` and the control calls
+``set_override`` / ``clear_override`` (``set_parameters`` is the controller's way in).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from edgeapp.config import Config
+from edgeapp.engine.distributed.collector import Collector
+from edgeapp.engine.distributed.local_workers import LocalWorkers, sizing_args
+from edgeapp.engine.distributed.producer import Producer
+from edgeapp.engine.distributed.settings import CollectorSettings
+from edgeapp.engine.distributed.workers import WorkerEvent
+from edgeapp.engine.engine_setup import (
+    KEEP,
+    input_size_for,
+    make_producer_settings,
+    ticket_class_of,
+    worker_keys,
+)
+from edgeapp.engine.events import (
+    EngineEvent,
+    EventBus,
+    Notification,
+    OrderValidated,
+    ParametersChanged,
+    StreamParameters,
+    Subscriber,
+)
+from edgeapp.engine.metrics import SystemProbe, SystemUsage
+from edgeapp.engine.orders.catalog import load_catalog
+from edgeapp.engine.orders.result import OrderResult
+from edgeapp.engine.orders.store import ResultsStore, default_results_path
+from edgeapp.engine.stations import messages as m
+from edgeapp.engine.stations.hub import LatestFrame, StationHub
+from edgeapp.engine.stations.settings import StationSettings
+from edgeapp.engine.tally import RunTally
+from edgeapp.engine.vision.grades import Grade
+from edgeapp.engine.vlm.backend import Backend
+from edgeapp.engine.vlm.batcher import VlmBatcher
+from edgeapp.engine.vlm.request import VlmAnswer, VlmRequest
+from edgeapp.errors import BackpressureError, BatcherStoppedError, EdgeAppError
+from edgeapp.paths import logs_dir
+
+logger = logging.getLogger(__name__)
+
+_MONITOR_S = 0.5
+
+
+class Engine:
+    """The running order-accuracy pipeline for one config."""
+
+    def __init__(self, config: Config, *, backend: Backend | None = None) -> None:
+        self.config = config
+        self.catalog = load_catalog(config.orders_path, config.inventory_path)
+        self._backend_given = backend
+        self._bus = EventBus()
+        self._lock = threading.Lock()
+        self._params = StreamParameters(config.stream.start_fps_level, 1.0,
+                                        config.stream.grade, "config")
+        self._before_override: StreamParameters | None = None
+        self._ticket_class = ticket_class_of(config, self.catalog)
+        self._store: ResultsStore | None = None
+        self._backend: Backend | None = None
+        self._batcher: VlmBatcher | None = None
+        self._collector: Collector | None = None
+        self._producer: Producer | None = None
+        self._workers: LocalWorkers | None = None
+        self._hub = StationHub(submit_frame=self._submit_frame, ask_vlm=self._ask_vlm,
+                               on_result=self._on_result, publish=self._bus.publish,
+                               expected=self.catalog.expected)
+        self._monitor = threading.Thread(target=self._watch, name="engine-monitor", daemon=True)
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._started_at: float | None = None
+        self._stopped_at: float | None = None
+        self._usage = SystemUsage(None, None)
+        self._tally = RunTally()
+        self._reported_errors: set[int] = set()
+
+    # ── lifecycle ────────────────────────────────────────────────────────────────────────
+
+    def start(self) -> None:
+        """Start every part, the stations last (they need all the others); raises on failure
+        after stopping what had started."""
+        c = self.config
+        try:
+            self._bus.start()
+            self._store = ResultsStore(default_results_path(c.data_dir))
+            if self._backend_given is not None:
+                self._backend = self._backend_given
+            else:
+                from edgeapp.engine.vlm.factory import make_backend
+
+                self._backend = make_backend(c, self.catalog)
+            self._batcher = VlmBatcher(
+                self._backend, batch_window_ms=c.vlm.batch_window_ms,
+                max_batch_size=c.vlm.max_batch_size, max_in_flight=c.vlm.max_in_flight,
+                default_timeout_s=c.vlm.timeout_s)
+            self._batcher.start()
+            keys = worker_keys(c)
+            self._collector = Collector(CollectorSettings(
+                address=c.distributed.collector_bind, keys_dir=keys and keys[0],
+                insecure=c.distributed.insecure))
+            self._collector.subscribe(self._hub.deliver)
+            self._collector.subscribe(self._tally.add_frame)
+            self._collector.start()
+            self._producer = Producer(make_producer_settings(c, keys and keys[0]),
+                                      on_event=self._worker_event)
+            self._producer.attach_collector(self._collector)
+            self._producer.start()
+            assert self._producer.address is not None
+            self._workers = LocalWorkers(
+                c.distributed.local_workers, self._producer.address,
+                collector_address=self._collector.address, keys_dir=keys and keys[1],
+                log_dir=logs_dir(c.data_dir), extra_args=sizing_args(c.distributed.local_workers))
+            self._workers.start()
+            self._started_at = time.monotonic()
+            self._hub.start()
+            for station in c.stations:
+                self._hub.add(self._station_settings(station))
+            self._monitor.start()
+        except BaseException:
+            self.stop(timeout=10.0, finish_orders=False)
+            raise
+
+    def stop(self, timeout: float = 30.0, finish_orders: bool = True) -> None:
+        """Stop everything within about ``timeout`` s; ``finish_orders`` lets every station
+        end the order on its counter first. Safe to call twice and after a failed start."""
+        if self._stopping.is_set():
+            self._stopped.wait(timeout)
+            return
+        self._stopping.set()
+        t_end = time.monotonic() + timeout
+        # The shutdown order, and why:
+        # 1. the monitor: it would restart workers that step 6 stops.
+        if self._monitor.ident is not None:
+            self._monitor.join(2.0)
+        # 2. the stations, first: finishing an order needs the Producer, the workers, the
+        #    Collector and the batcher, so all of those stay up until every station ended.
+        self._hub.stop_stations(finish_orders, max(1.0, t_end - time.monotonic() - 8.0))
+        # 3. the hub thread: every station has ended, so every result has been stored.
+        self._hub.stop()
+        self._hub.join(5.0)
+        self._stopped_at = time.monotonic()
+        # 4. the batcher: nobody can ask it any more (a pending request is answered "stopped").
+        if self._batcher is not None:
+            self._batcher.stop()
+            self._batcher.join(5.0)
+        # 5. the backend, only after the batcher joined (its contract): no call is running.
+        if self._backend is not None:
+            self._backend.close()
+        # 6. the Producer: END to every worker that asks, bounded; then the local workers,
+        #    which are leaving on that END already (SIGTERM, then SIGKILL, for the rest).
+        if self._producer is not None:
+            self._producer.stop()
+            self._producer.join(5.0)
+        if self._workers is not None:
+            self._workers.stop(timeout=max(2.0, min(10.0, t_end - time.monotonic())))
+        # 7. the Collector: no worker is left to push to it.
+        if self._collector is not None:
+            self._collector.stop()
+            self._collector.join(5.0)
+        # 8. the store: the last result was written in step 3.
+        if self._store is not None:
+            self._store.close()
+        # 9. the event bus, last: the notifications of the steps above still reach clients.
+        self._bus.stop()
+        self._bus.join(5.0)
+        self._stopped.set()
+
+    def hurry(self) -> None:
+        """Cut a running ``stop()`` short: stations stop without finishing their orders
+        (those end ``failed``). Only sets a flag, so a signal handler may call it."""
+        self._hub.hurry()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the engine has stopped; True when it has."""
+        return self._stopped.wait(timeout)
+
+    @property
+    def running(self) -> bool:
+        """True between a successful ``start()`` and ``stop()``."""
+        return self._started_at is not None and not self._stopping.is_set()
+
+    # ── clients ──────────────────────────────────────────────────────────────────────────
+
+    def subscribe(self, callback: Subscriber) -> Any:
+        """Call ``callback(event)`` for every engine event (on the event thread); returns
+        an unsubscribe function."""
+        return self._bus.subscribe(callback)
+
+    def latest_frame(self, station: str) -> LatestFrame | None:
+        """The newest frame of ``station`` (a copy, from shared memory) with detections."""
+        return self._hub.latest_frame(station)
+
+    @property
+    def parameters(self) -> StreamParameters:
+        """The stream parameters in force."""
+        return self._params
+
+    def set_parameters(self, *, fps: Any = KEEP, resolution: Any = KEEP, grade: Any = KEEP,
+                       set_by: str = "controller") -> bool:
+        """Apply new parameters now (pacers, detector input size, worker grade); False while
+        the operator's override holds and ``set_by`` is not the operator.
+
+        ``fps`` and ``resolution`` are levels: fractions (0, 1] of each camera's own rate and
+        size; ``grade`` is ``low``/``medium``/``high`` (or 0-2); leave one out to keep it.
+        """
+        with self._lock:
+            if self._before_override is not None and set_by != "operator":
+                return False
+            old = self._params
+            new = StreamParameters(
+                old.fps if fps is KEEP else float(fps),
+                old.resolution if resolution is KEEP else float(resolution),
+                old.grade if grade is KEEP else Grade.parse(grade).name.lower(), set_by)
+            if not (0 < new.resolution <= 1 and 0 < new.fps <= 1):
+                raise EdgeAppError(f"stream parameters out of range: {new}")
+            self._params = new
+        if (new.fps, new.resolution) != (old.fps, old.resolution):
+            self._hub.post_all(m.SetParameters(new.fps, new.resolution))
+        if new.grade != old.grade and self._producer is not None:
+            self._producer.set_grade(int(Grade.parse(new.grade)))
+        if new != old:
+            self._bus.publish(ParametersChanged(old, new))
+        return True
+
+    def set_override(self, *, fps: Any = KEEP, resolution: Any = KEEP,
+                     grade: Any = KEEP) -> None:
+        """The operator sets parameters; they hold (the controller is ignored) until
+        ``clear_override``."""
+        with self._lock:
+            if self._before_override is None:
+                self._before_override = self._params
+        self.set_parameters(fps=fps, resolution=resolution, grade=grade, set_by="operator")
+
+    def clear_override(self) -> None:
+        """Back to the parameters from before the override."""
+        with self._lock:
+            before, self._before_override = self._before_override, None
+        if before is not None:
+            self.set_parameters(fps=before.fps, resolution=before.resolution,
+                                grade=before.grade, set_by=before.set_by)
+
+    # ── status ───────────────────────────────────────────────────────────────────────────
+
+    def status(self) -> dict[str, Any]:
+        """A plain-data snapshot of stations, workers, queues, parameters and load."""
+        now_wall, stations = time.time(), []
+        for link in self._hub.links():
+            stats = link.stats
+            p50, p95 = link.frame_latency.percentiles(50, 95)
+            last = stats.last_capture_ts if stats is not None else None
+            stations.append({
+                "name": link.name, "state": link.state, "reason": link.reason,
+                "pid": link.proc.process.pid if not link.ended else None,
+                "fps_in": link.fps_in, "fps_out": link.detected.rate(),
+                "frame_age_s": None if last is None else max(0.0, now_wall - last),
+                "frame_latency_p50_s": p50, "frame_latency_p95_s": p95,
+                "current_order": link.order_id if link.busy else None, "busy": link.busy,
+                "frames_lost": link.frames_lost, "detections_dropped": link.proc.dropped,
+                "outbox": link.proc.outbox_size(),
+            })
+        producer = self._producer.status() if self._producer is not None else {}
+        vlm = self._batcher.stats() if self._batcher is not None else None
+        o50, o95 = self._tally.order_latency.percentiles(50, 95)
+        f50, f95 = self._tally.frame_latency.percentiles(50, 95)
+        params = dataclasses.asdict(self._params)
+        params["override"] = self._before_override is not None
+        return {
+            "running": self.running,
+            "uptime_s": None if self._started_at is None else time.monotonic() - self._started_at,
+            "stations": stations,
+            "workers": producer.get("workers", []),
+            "local_workers": self._workers.alive() if self._workers is not None else 0,
+            "queues": {"tasks": producer.get("queue_size", 0),
+                       "tasks_leased": producer.get("leased", 0),
+                       "tasks_dropped": sum(producer.get("dropped", {}).values()),
+                       "vlm_queue": vlm.queue_depth if vlm else 0,
+                       "vlm_pending": vlm.pending if vlm else 0},
+            "parameters": params,
+            "fps": sum(s["fps_out"] or 0.0 for s in stations),
+            "frame_latency_p50_s": f50, "frame_latency_p95_s": f95,
+            "order_latency_p50_s": o50, "order_latency_p95_s": o95,
+            "orders": dict(self._tally.by_status), "system": dataclasses.asdict(self._usage),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The run so far: orders by status, verdict accuracy against the synthetic camera's
+        truth, per-order latency percentiles (order end → verdict), frames per second."""
+        end = self._stopped_at or time.monotonic()
+        truth = [link.stats.truth_orders for link in self._hub.links()
+                 if link.stats is not None and link.stats.truth_orders is not None]
+        return {
+            **self._tally.summary(end),
+            "duration_s": None if self._started_at is None else end - self._started_at,
+            "camera_orders": sum(truth) if truth else None,
+            "stations": len(self.config.stations), "parameters": dataclasses.asdict(self._params),
+        }
+
+    # ── wiring callbacks (pipeline threads) ──────────────────────────────────────────────
+
+    def _station_settings(self, station: Any) -> StationSettings:
+        return StationSettings.from_config(self.config, station, ticket_class=self._ticket_class,
+                                           fps_level=self._params.fps,
+                                           scale=self._params.resolution)
+
+    def _submit_frame(self, station: str, seq: int, image: np.ndarray, capture_ts: float) -> bool:
+        producer = self._producer
+        if producer is None:
+            return False
+        meta = {}
+        size = input_size_for(self.config, self._params)
+        if size is not None:
+            meta["input_size"] = size
+        return producer.submit(station, seq, image, capture_ts, **meta)
+
+    def _ask_vlm(self, station: str, ask: m.VlmAsk, frames: list[np.ndarray],
+                 reply: Any) -> None:
+        def deliver(answer: VlmAnswer) -> None:
+            reply(m.VlmReply(answer.request_id, answer.items, answer.error, answer.unknown,
+                             answer.queued_s, answer.latency_s, answer.batch_size))
+
+        request = VlmRequest(ask.request_id, station, ask.order_id, tuple(frames),
+                             ask.detections, deadline=time.monotonic() + self.config.vlm.timeout_s)
+        try:
+            assert self._batcher is not None
+            self._batcher.submit(request, deliver)
+        except (BackpressureError, BatcherStoppedError) as exc:
+            deliver(VlmAnswer.failed(ask.request_id, str(exc)))
+
+    def _on_result(self, result: OrderResult) -> None:
+        try:
+            if self._store is not None:
+                self._store.add(result)
+        except EdgeAppError as exc:
+            self._bus.publish(Notification("error", f"result of order {result.order_id} "
+                                                    f"not stored: {exc}"))
+        self._tally.add_result(result)
+        self._bus.publish(OrderValidated(result))
+
+    def _worker_event(self, event: WorkerEvent) -> None:
+        self._bus.publish(event)
+
+    def _publish(self, event: EngineEvent) -> None:
+        self._bus.publish(event)
+
+    def _watch(self) -> None:
+        """Engine-monitor thread: dead local workers, failed socket threads, machine load."""
+        probe = SystemProbe()
+        while not self._stopping.wait(_MONITOR_S):
+            try:
+                self._usage = probe.sample()
+                if self._workers is not None:
+                    for ended in self._workers.poll():
+                        self._publish(Notification(
+                            "error", f"local worker {ended.index} (pid {ended.pid}) ended with "
+                                     f"code {ended.returncode}; restarting it. "
+                                     f"{ended.stderr_tail[-300:]}"))
+                        self._workers.restart(ended.index)
+                for part in (self._producer, self._collector):
+                    error = getattr(part, "error", None)
+                    if error is not None and id(part) not in self._reported_errors:
+                        self._reported_errors.add(id(part))
+                        self._publish(Notification("error", f"{type(part).__name__} "
+                                                            f"failed: {error!r}"))
+            except Exception as exc:  # the monitor itself must keep watching
+                logger.exception("engine monitor failed")
+                self._publish(Notification("error", f"engine monitor: {exc!r}"))

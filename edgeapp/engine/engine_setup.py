@@ -1,0 +1,75 @@
+"""What the engine derives from the config before it starts its parts."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from edgeapp.config import Config
+from edgeapp.engine.distributed import keys as keymod
+from edgeapp.engine.distributed.settings import ProducerSettings
+from edgeapp.engine.events import StreamParameters
+from edgeapp.engine.orders.catalog import TICKET_CLASS, Catalog
+from edgeapp.engine.sources.pacer import KEEP
+from edgeapp.engine.vision.grades import Grade, LoadingMode
+
+__all__ = ["KEEP", "input_size_for", "make_producer_settings", "ticket_class_of",
+           "worker_keys"]
+
+LOCAL_WORKER_KEYS = "engine-local"
+
+
+@functools.lru_cache(maxsize=16)
+def _model(models_path: str, grade: str) -> tuple[int, tuple[str, ...]]:
+    """(input size, class names) of the model that serves ``grade``."""
+    from edgeapp.engine.vision.models import installed_models, resolve_grades
+
+    info = resolve_grades(installed_models([models_path])).models[Grade.parse(grade)]
+    return info.input_size, info.classes
+
+
+def ticket_class_of(config: Config, catalog: Catalog) -> int | None:
+    """The detector class index of the order ticket (the model's own names decide)."""
+    _, classes = _model(str(config.models.path), config.stream.grade)
+    names = classes or catalog.class_names
+    return names.index(TICKET_CLASS) if TICKET_CLASS in names else None
+
+
+def input_size_for(config: Config, params: StreamParameters) -> int | None:
+    """The detector input size for the resolution level (None: the model's own size).
+
+    The input follows the frame's scale so that a lower resolution really costs less
+    compute; a multiple of 32, as YOLO needs.
+    """
+    if params.resolution >= 1.0:
+        return None
+    size, _ = _model(str(config.models.path), params.grade)
+    return max(32, int(round(size * params.resolution / 32.0)) * 32)
+
+
+def worker_keys(config: Config) -> tuple[Path, Path] | None:
+    """(server keys folder, the local workers' key folder) when CURVE keys are set up.
+
+    With ``edgeapp keys init`` done, the sockets require CURVE; the engine's own workers
+    then get a key pair of their own (made once, authorised like any remote worker).
+    """
+    root = Path(config.distributed.keys_dir)
+    if not (root / f"{keymod.SERVER}.key_secret").exists():
+        return None
+    folder = root / keymod.WORKERS / LOCAL_WORKER_KEYS
+    if not folder.exists():
+        folder = keymod.add_worker(root, LOCAL_WORKER_KEYS)
+    return root, folder
+
+
+def make_producer_settings(config: Config, keys_dir: Path | None) -> ProducerSettings:
+    """The Producer's settings: binding, batching and leases from ``distributed``; the
+    grade from ``stream``; the detector options told to workers from ``models``."""
+    d, models = config.distributed, config.models
+    return ProducerSettings(
+        address=d.producer_bind, grade=int(Grade.parse(config.stream.grade)),
+        loading_mode=int(LoadingMode.parse(models.loading_mode)), batch_size=d.batch_size,
+        queue_size=d.queue_size, lease_s=d.lease_s, keys_dir=keys_dir, insecure=d.insecure,
+        confirmation_extra={"models_path": str(models.path), "device": models.device,
+                            "conf_threshold": models.conf_threshold,
+                            "iou_threshold": models.iou_threshold})

@@ -1,0 +1,150 @@
+"""What the engine tells its clients (UI, CLI, tests): frozen events, delivered in order.
+
+``EventBus`` hands events to subscribers on its own thread from a bounded queue, so a slow
+subscriber never stalls the pipeline threads that publish; a subscriber that raises is logged
+and keeps getting events.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from edgeapp.engine.distributed.workers import WorkerJoined, WorkerLeft
+from edgeapp.engine.orders.result import OrderResult
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "EngineEvent",
+    "EventBus",
+    "Notification",
+    "OrderValidated",
+    "ParametersChanged",
+    "StationStateChanged",
+    "StreamParameters",
+    "WorkerJoined",
+    "WorkerLeft",
+]
+
+
+@dataclass(frozen=True)
+class StreamParameters:
+    """What every stream runs at, and who set it (``config``, ``operator`` or ``controller``).
+
+    ``fps`` is the FPS level, a fraction of each camera's own rate (1.0 = every frame);
+    ``resolution`` the resolution level, a fraction of each camera's size (1.0 = as
+    captured; the detector's input size follows it); ``grade`` the detector grade
+    (``low`` / ``medium`` / ``high``). Levels, not absolute values, because the stations'
+    cameras may differ.
+    """
+
+    fps: float
+    resolution: float
+    grade: str
+    set_by: str
+
+
+@dataclass(frozen=True)
+class OrderValidated:
+    """An order has its verdict (any status, ``failed`` and ``unreadable`` included)."""
+
+    result: OrderResult
+
+
+@dataclass(frozen=True)
+class ParametersChanged:
+    """The stream parameters changed from ``old`` to ``new``."""
+
+    old: StreamParameters
+    new: StreamParameters
+
+
+@dataclass(frozen=True)
+class StationStateChanged:
+    """A station changed state: its camera's state, or ``crashed`` / ``stopped``."""
+
+    station: str
+    old: str
+    new: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Notification:
+    """Something the operator should see: ``info``, ``warning`` or ``error``."""
+
+    severity: str
+    text: str
+    ts: float = field(default_factory=time.time)
+
+
+EngineEvent = (OrderValidated | ParametersChanged | StationStateChanged | Notification
+               | WorkerJoined | WorkerLeft)
+Subscriber = Callable[[EngineEvent], None]
+
+_STOP = object()
+
+
+class EventBus:
+    """Delivers published events to every subscriber, in order, on the ``engine-events``
+    thread; ``start/stop/join``."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(size)
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="engine-events", daemon=True)
+        self.dropped = 0
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event from now on; returns unsubscribe."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+        return unsubscribe
+
+    def publish(self, event: EngineEvent) -> None:
+        """Queue ``event`` (never blocks: a full queue drops it, counted and logged)."""
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+            logger.warning("event queue full: %s dropped", type(event).__name__)
+
+    def start(self) -> None:
+        """Start delivering."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Deliver what is queued, then end."""
+        self._queue.put(_STOP)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the delivery thread; True when it has ended."""
+        if self._thread.ident is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            event = self._queue.get()
+            if event is _STOP:
+                return
+            with self._lock:
+                subscribers = list(self._subscribers)
+            for callback in subscribers:
+                try:
+                    callback(event)  # type: ignore[arg-type]
+                except Exception:
+                    logger.exception("event subscriber %r failed on %s", callback,
+                                     type(event).__name__)

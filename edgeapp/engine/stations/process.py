@@ -1,0 +1,153 @@
+"""A station as a child process (spawn), and the engine's handle on it.
+
+The child ignores SIGINT (Ctrl+C belongs to the engine, which stops its stations in order);
+the first SIGTERM stops it gracefully, a second one ends it at once. The handle sends the
+engine's messages from its own thread through a bounded outbox, so a station that stalls can
+never block the Collector or the VLM batcher that produce those messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+from edgeapp.engine.stations.messages import StationNotice, Stop
+from edgeapp.engine.stations.settings import StationSettings
+
+logger = logging.getLogger(__name__)
+
+_OUTBOX = 256  # messages to one station at most; detections beyond it are dropped
+_CLOSE = object()
+
+
+def station_main(settings: StationSettings, conn: Connection) -> None:
+    """The station process: run the station until stopped; a crash is told to the engine."""
+    from edgeapp.engine.stations.station import Station
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    station = Station(settings, conn)
+    terminating = threading.Event()
+
+    def on_term(_signum: int, _frame: Any) -> None:
+        if terminating.is_set():
+            os._exit(1)  # second SIGTERM: leave now
+        terminating.set()
+        station.stop()
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        station.run()
+    except BaseException as exc:
+        station.send(StationNotice("error", f"station {settings.name} crashed: {exc!r}"))
+        raise
+    finally:
+        conn.close()
+
+
+class StationProcess:
+    """The engine's handle on one station process: start, post messages, stop, kill, join."""
+
+    def __init__(self, settings: StationSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe(duplex=True)
+        self._child_conn: Connection | None = child
+        self.process = ctx.Process(target=station_main, args=(settings, child),
+                                   name=f"station-{settings.name}", daemon=True)
+        self._outbox: queue.Queue[object] = queue.Queue(_OUTBOX)
+        self._tx = threading.Thread(target=self._send_loop, name=f"station-{self.name}-tx",
+                                    daemon=True)
+        self.dropped = 0  # detections dropped because the station did not keep up
+
+    def start(self) -> None:
+        """Spawn the process and the sender thread."""
+        self.process.start()
+        assert self._child_conn is not None
+        self._child_conn.close()  # the child has its own copy; ours would hide its EOF
+        self._child_conn = None
+        self._tx.start()
+
+    @property
+    def sentinel(self) -> int:
+        """Becomes ready when the process ends (for ``multiprocessing.connection.wait``)."""
+        return self.process.sentinel
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process runs."""
+        return self.process.is_alive()
+
+    @property
+    def exitcode(self) -> int | None:
+        """The exit code once ended (negative: killed by that signal)."""
+        return self.process.exitcode
+
+    def outbox_size(self) -> int:
+        """Messages waiting to be sent to the station."""
+        return self._outbox.qsize()
+
+    def post(self, message: object, droppable: bool = False) -> bool:
+        """Queue ``message`` for the station; False if it was dropped (outbox full)."""
+        try:
+            self._outbox.put(message, block=not droppable, timeout=None if droppable else 1.0)
+            return True
+        except queue.Full:
+            self.dropped += droppable
+            if not droppable:
+                logger.warning("station %s: outbox full, %s lost", self.name,
+                               type(message).__name__)
+            return False
+
+    def stop(self, finish_order: bool, deadline_s: float) -> None:
+        """Ask the station to stop (finishing the order on its counter first, if asked)."""
+        self.post(Stop(finish_order, deadline_s))
+
+    def terminate(self) -> None:
+        """SIGTERM: the station stops without finishing its order."""
+        if self.process.is_alive():
+            self.process.terminate()
+
+    def kill(self) -> None:
+        """SIGKILL, for a station that did not stop."""
+        if self.process.is_alive():
+            self.process.kill()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the process; True when it has ended."""
+        self.process.join(timeout)
+        return self.process.exitcode is not None
+
+    def close(self) -> None:
+        """After the process ended: stop the sender thread and close the pipe."""
+        try:
+            self._outbox.put_nowait(_CLOSE)
+        except queue.Full:
+            while True:  # the station is gone: what is waiting will never be read
+                try:
+                    self._outbox.get_nowait()
+                except queue.Empty:
+                    break
+            self._outbox.put_nowait(_CLOSE)
+        self._tx.join(5.0)
+        self.conn.close()
+        self.process.close()
+
+    def _send_loop(self) -> None:
+        broken = False
+        while True:
+            message = self._outbox.get()
+            if message is _CLOSE:
+                return
+            if broken:
+                continue
+            try:
+                self.conn.send(message)
+            except (OSError, ValueError):
+                broken = True  # the station died; the engine sees it through the sentinel

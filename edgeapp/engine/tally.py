@@ -1,0 +1,69 @@
+"""The run's running totals: verdicts, their accuracy against the truth, latencies, frames."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from edgeapp.engine.distributed.collector import DetectionResult
+from edgeapp.engine.metrics import LatencyWindow, percentiles
+from edgeapp.engine.orders.result import OrderResult
+
+
+class RunTally:
+    """Counts every verdict and every detected frame (thread-safe).
+
+    Order latency percentiles for the summary are taken over every order of the run (a float
+    per order), not over a rolling window: a summary says what each order waited.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_status: Counter[str] = Counter()
+        self.judged = self.correct = 0
+        self._latencies: list[float] = []
+        self.order_latency = LatencyWindow()  # recent orders, for the live status
+        self.frame_latency = LatencyWindow()  # recent frames: capture -> detections
+        self.frames = 0
+        self._first_frame: float | None = None
+
+    def add_result(self, result: OrderResult) -> None:
+        """One more verdict."""
+        with self._lock:
+            self.by_status[result.status.value] += 1
+            if result.latency_s is not None:
+                self._latencies.append(result.latency_s)
+                self.order_latency.add(result.latency_s)
+            if result.truth_correct is not None:
+                self.judged += 1
+                self.correct += bool(result.truth_correct)
+
+    def add_frame(self, result: DetectionResult) -> None:
+        """One more frame through the whole detection path (Collector thread)."""
+        with self._lock:
+            if self._first_frame is None:
+                self._first_frame = time.monotonic()
+            self.frames += 1
+        capture_ts, recv_ts = result.meta.get("capture_ts"), result.meta.get("recv_ts")
+        if isinstance(capture_ts, float) and isinstance(recv_ts, float):
+            self.frame_latency.add(recv_ts - capture_ts)
+
+    def summary(self, end: float) -> dict[str, Any]:
+        """Orders by status, verdict accuracy, latency p50/p95/p99, frames/s up to ``end``."""
+        with self._lock:
+            latencies, by_status = list(self._latencies), dict(self.by_status)
+            judged, correct, frames, first = self.judged, self.correct, self.frames, \
+                self._first_frame
+        p50, p95, p99 = percentiles(latencies, 50, 95, 99)
+        # From the first detected frame: the stations' start-up (OCR models loading) is not
+        # time the pipeline could have moved frames in.
+        detecting = None if first is None else end - first
+        return {
+            "orders": sum(by_status.values()), "by_status": by_status,
+            "judged": judged, "correct": correct,
+            "verdict_accuracy": correct / judged if judged else None,
+            "latency_p50_s": p50, "latency_p95_s": p95, "latency_p99_s": p99,
+            "frames_per_s": frames / detecting if detecting else None,
+        }

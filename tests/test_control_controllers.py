@@ -1,0 +1,80 @@
+"""Controllers: step down under CRITICAL, back up when the load falls, calm on a steady load,
+and what the AIF agent learns. Driven through ``ElasticityController`` as the Engine will."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from edgeapp.config.schema import SloConfig, StreamConfig
+from edgeapp.engine.bench.controller import controller_for, simulate, summarise
+from edgeapp.engine.control.elasticity import ElasticityController
+from edgeapp.engine.control.parameters import StreamParameters
+from edgeapp.engine.control.simulator import SCENARIOS
+from edgeapp.engine.control.slo import MetricsSample, Slo
+
+ADAPTIVE = ["aif", "heuristic"]
+
+
+def drive(control: ElasticityController, capacity: Callable[[int], float],
+          steps: int) -> list[StreamParameters]:
+    """Feed ``steps`` samples from a plant whose frame latency is 500 ms x work / capacity."""
+    seen = []
+    for t in range(steps):
+        load = control.space.relative_compute(control.parameters) / capacity(t)
+        control.step(MetricsSample(frame_latency_p95_ms=500.0 * load))
+        seen.append(control.parameters)
+    return seen
+
+
+@pytest.mark.parametrize("kind", ADAPTIVE)
+def test_sustained_critical_steps_down_to_the_lowest(kind: str) -> None:
+    control = ElasticityController(SloConfig(), StreamConfig(), kind)  # type: ignore[arg-type]
+    assert control.parameters == control.space.highest()
+    seen = drive(control, lambda t: 0.01, 60)  # everything overloads
+    assert control.at_lowest, f"{kind} ended at {control.parameters}"
+    quality = [control.space.quality(p) for p in seen]
+    assert quality[-1] == 0.0 and quality[5] < 1.0, "it must start stepping down at once"
+
+
+@pytest.mark.parametrize("kind", ADAPTIVE)
+def test_steps_back_up_when_the_load_falls(kind: str) -> None:
+    # Given a load only the cheapest settings can carry, then capacity for all of them
+    control = ElasticityController(SloConfig(), StreamConfig(), kind)  # type: ignore[arg-type]
+    seen = drive(control, lambda t: 0.6 if t < 200 else 20.0, 800)
+    space = control.space
+    # When the load falls, then quality comes back up to the top
+    assert space.quality(seen[199]) < 0.5, f"{kind} did not step down: {seen[199]}"
+    assert space.quality(seen[-1]) == 1.0, f"{kind} stayed at {seen[-1]}"
+
+
+def test_aif_is_calm_on_a_steady_load() -> None:
+    control = controller_for("aif", SloConfig(), StreamConfig())
+    run = simulate(control, "aif", SCENARIOS["steady"], seed=3)
+    figures = summarise(run, control)
+    assert figures["changes_per_min"] <= 3, figures
+    # and it sits mostly at the best setting the capacity allows, not at the bottom
+    assert figures["quality"] >= 0.8, figures
+
+
+def test_aif_learns_which_settings_keep_the_slos() -> None:
+    control = controller_for("aif", SloConfig(), StreamConfig())
+    simulate(control, "aif", SCENARIOS["capacity_drop"], seed=1)
+    from edgeapp.engine.control.aif import AifController  # JAX: imported only when needed
+
+    agent = control.controller
+    assert isinstance(agent, AifController)
+    likelihood = agent.likelihood.expected()[list(Slo).index(Slo.FRAME_LATENCY)]
+    space = control.space
+    top, low = space.ranks(space.highest()), space.ranks(space.lowest())
+    bad_at_top = 1.0 - likelihood[(0, *top)]
+    bad_at_low = 1.0 - likelihood[(0, *low)]
+    assert bad_at_top > 0.05 > 0.001 > bad_at_low, (bad_at_top, bad_at_low)
+    # and it has learnt the pattern, not one setting: the dearest third of the settings is
+    # believed far likelier to miss the SLO than the cheapest third
+    settings = sorted(space.all(), key=space.relative_compute)
+    bad = [1.0 - likelihood[(0, *space.ranks(p))] for p in settings]
+    third = len(bad) // 3
+    assert np.mean(bad[-third:]) > 10 * np.mean(bad[:third]), bad
