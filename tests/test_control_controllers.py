@@ -53,7 +53,7 @@ def test_steps_back_up_when_the_load_falls(kind: str) -> None:
 def test_aif_is_calm_on_a_steady_load() -> None:
     control = controller_for("aif", SloConfig(), StreamConfig())
     run = simulate(control, "aif", SCENARIOS["steady"], seed=3)
-    figures = summarise(run, control)
+    figures = summarise(run, control.space)
     assert figures["changes_per_min"] <= 3, figures
     # and it sits mostly at the best setting the capacity allows, not at the bottom
     assert figures["quality"] >= 0.8, figures

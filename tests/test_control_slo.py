@@ -71,5 +71,9 @@ def test_an_event_only_when_a_state_changes() -> None:
     assert monitor.update(MetricsSample(frame_latency_p95_ms=700.0)) == []
     assert monitor.update(MetricsSample(frame_latency_p95_ms=420.0)) == [
         SloChanged(Slo.FRAME_LATENCY, CRITICAL, WARNING, 420.0, 500.0)]
-    assert monitor.update(MetricsSample()) == [
-        SloChanged(Slo.FRAME_LATENCY, WARNING, OK, None, 500.0)]
+    # Not measured this time (no frame, no order ended): the last state holds, no event,
+    # and the controllers get no evidence from it
+    assert monitor.update(MetricsSample()) == []
+    (held,) = [s for s in monitor.status if s.slo is Slo.FRAME_LATENCY]
+    assert (held.state, held.value, held.fresh) == (WARNING, 420.0, False)
+    assert Slo.FRAME_LATENCY not in monitor.measured

@@ -25,6 +25,7 @@ from edgeapp.engine.events import (
 )
 from edgeapp.engine.orders.result import OrderStatus
 from edgeapp.engine.orders.store import ResultsStore, default_results_path
+from edgeapp.engine.vision.grades import Grade
 
 SEED, WRONG = 3, 0.5
 
@@ -77,19 +78,22 @@ def test_orders_are_checked_end_to_end_and_a_crashed_station_fails_only_its_orde
         assert tile is not None and tile.image.shape == (720, 1280, 3)
         assert tile.detections is not None and tile.detections.shape[1] == 6
 
-        # When the operator lowers resolution and grade
-        engine.set_override(resolution=0.5, grade="low")
+        # When the operator lowers resolution (level 2 = half size) and grade
+        engine.set_override(resolution=2, grade="low")
         log.wait(lambda: engine.latest_frame("a").image.shape == (360, 640, 3), 30,
                  "half-size frames")
         # Then the pacers and the workers follow, and the change is an event
         (change,) = log.of(ParametersChanged)
-        assert (change.new.resolution, change.new.grade, change.new.set_by) == (
-            0.5, "low", "operator")
+        assert (change.new.resolution_level, change.new.grade, change.source) == (
+            2, Grade.LOW, "operator")
         log.wait(lambda: [w["grade"] for w in engine.status()["workers"]] == [0], 30,
                  "the worker at grade LOW")
-        assert not engine.set_parameters(fps=1.0), "the controller waits for the operator"
+        params = engine.status()["parameters"]
+        assert (params["resolution"], params["set_by"], params["override"]) == (
+            0.5, "operator", {"resolution_level": 2, "grade": 0})
         engine.clear_override()
-        assert engine.parameters.resolution == 1.0 and engine.parameters.set_by == "config"
+        assert engine.status()["parameters"]["override"] == {}
+        assert engine.parameters.resolution_level == 2, "released: carries on from there"
 
         # When station b dies with an order on its counter
         victim: dict = {}

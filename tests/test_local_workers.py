@@ -6,6 +6,7 @@ import os
 import signal
 
 from distributed_helpers import pipeline, wait_until
+
 from edgeapp.engine.distributed.local_workers import LocalWorkers
 
 

@@ -45,7 +45,7 @@ def test_every_truth_box_holds_a_drawn_object(catalog):
         if truth.hand:
             continue  # a hand may cover an item's surroundings
         h, w = image.shape[:2]
-        for box, cls in zip(truth.boxes, truth.classes):
+        for box, cls in zip(truth.boxes, truth.classes, strict=False):
             assert 0 <= box[0] < box[2] <= w and 0 <= box[1] < box[3] <= h, box
             share = _object_share(image, box)
             assert share > 0.35, f"box of {catalog.class_names[cls]} looks empty ({share:.2f})"

@@ -67,7 +67,7 @@ def test_one_segment_per_order_with_the_right_id(catalog):
     scene, _, segments, _ = _run(catalog, 700)
     finished = [o for o in scene.orders if o.end_frame + 10 < scene.frame_index]
     assert len(segments) == len(finished) >= 4
-    for seg, truth in zip(segments, finished):
+    for seg, truth in zip(segments, finished, strict=False):
         assert seg.order_id == truth.order_id
         assert seg.ended_by == "clear"
         # The frames kept hold every packed item in at least one frame.

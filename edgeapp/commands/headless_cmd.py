@@ -106,10 +106,14 @@ def _status_line(engine: Any, out: TextIO, final: bool) -> None:
     stations = " ".join(f"{st['name']}:{st['state']}" + (f"#{st['current_order']}"
                                                           if st["current_order"] else "")
                         for st in s["stations"])
+    params = s["parameters"]
+    slo = ",".join(f"{x['name']} {x['state']}" for x in s["slo"] if x["state"] != "OK") or "ok"
     line = (f"{s['uptime_s'] or 0:6.1f}s  {s['fps']:5.1f} fps  queue {s['queues']['tasks']:3d}  "
             f"orders {sum(orders.values())} ({counts})  p95 "
             f"{'n/a' if p95 is None else f'{p95:.2f}s'}  cpu "
-            f"{'n/a' if cpu is None else f'{cpu:.0f}%'}  {stations}")
+            f"{'n/a' if cpu is None else f'{cpu:.0f}%'}  "
+            f"at {params['fps']:.2f}x fps {params['resolution']:.2f}x size {params['grade']} "
+            f"({params['set_by']})  slo {slo}  {stations}")
     if out.isatty():
         out.write("\r" + line + "\033[K" + ("\n" if final else ""))
     elif not final:

@@ -3,7 +3,9 @@
 One plain-Python facade, thread-safe, no Qt (DESIGN §4). The GUI, ``edgeapp --headless`` and
 the tests are its clients: ``start()`` / ``stop(timeout)`` / ``join()``, ``status()``,
 ``summary()``, ``subscribe(callback)``, ``latest_frame(station)`` and the control calls
-``set_override`` / ``clear_override`` (``set_parameters`` is the controller's way in).
+``set_override`` / ``clear_override`` / ``set_controller``. The stream parameters are set by
+the controller (:mod:`edgeapp.engine.control`, on the ``engine-control`` thread) or, while an
+override holds, by the operator.
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from edgeapp.config import Config
+from edgeapp.config import Config, StationConfig
+from edgeapp.engine.control.loop import ControlLoop
+from edgeapp.engine.control.parameters import ParameterSpace, StreamParameters
+from edgeapp.engine.control.slo import MetricsSample
 from edgeapp.engine.distributed.collector import Collector
 from edgeapp.engine.distributed.local_workers import LocalWorkers, sizing_args
 from edgeapp.engine.distributed.producer import Producer
 from edgeapp.engine.distributed.settings import CollectorSettings
 from edgeapp.engine.distributed.workers import WorkerEvent
 from edgeapp.engine.engine_setup import (
-    KEEP,
     input_size_for,
     make_producer_settings,
     ticket_class_of,
@@ -34,11 +38,9 @@ from edgeapp.engine.events import (
     EventBus,
     Notification,
     OrderValidated,
-    ParametersChanged,
-    StreamParameters,
     Subscriber,
 )
-from edgeapp.engine.metrics import SystemProbe, SystemUsage
+from edgeapp.engine.metrics import SystemProbe, SystemUsage, percentiles
 from edgeapp.engine.orders.catalog import load_catalog
 from edgeapp.engine.orders.result import OrderResult
 from edgeapp.engine.orders.store import ResultsStore, default_results_path
@@ -50,7 +52,7 @@ from edgeapp.engine.vision.grades import Grade
 from edgeapp.engine.vlm.backend import Backend
 from edgeapp.engine.vlm.batcher import VlmBatcher
 from edgeapp.engine.vlm.request import VlmAnswer, VlmRequest
-from edgeapp.errors import BackpressureError, BatcherStoppedError, EdgeAppError
+from edgeapp.errors import BackpressureError, BatcherStoppedError, EdgeAppError, InputError
 from edgeapp.paths import logs_dir
 
 logger = logging.getLogger(__name__)
@@ -67,9 +69,11 @@ class Engine:
         self._backend_given = backend
         self._bus = EventBus()
         self._lock = threading.Lock()
-        self._params = StreamParameters(config.stream.start_fps_level, 1.0,
-                                        config.stream.grade, "config")
-        self._before_override: StreamParameters | None = None
+        self._space = ParameterSpace.from_config(config.stream)
+        self._control = ControlLoop(config.slo, config.stream, config.controller,
+                                    sample=self._metrics_sample, apply=self._apply,
+                                    publish=self._bus.publish)
+        self._applied = self._control.elasticity.parameters
         self._ticket_class = ticket_class_of(config, self.catalog)
         self._store: ResultsStore | None = None
         self._backend: Backend | None = None
@@ -131,6 +135,7 @@ class Engine:
             for station in c.stations:
                 self._hub.add(self._station_settings(station))
             self._monitor.start()
+            self._control.start()
         except BaseException:
             self.stop(timeout=10.0, finish_orders=False)
             raise
@@ -144,9 +149,12 @@ class Engine:
         self._stopping.set()
         t_end = time.monotonic() + timeout
         # The shutdown order, and why:
-        # 1. the monitor: it would restart workers that step 6 stops.
+        # 1. the monitor: it would restart workers that step 6 stops; the controller: the
+        #    load of a shutdown is not a load to learn from.
+        self._control.stop()
         if self._monitor.ident is not None:
             self._monitor.join(2.0)
+        self._control.join(5.0)
         # 2. the stations, first: finishing an order needs the Producer, the workers, the
         #    Collector and the batcher, so all of those stay up until every station ended.
         self._hub.stop_stations(finish_orders, max(1.0, t_end - time.monotonic() - 8.0))
@@ -207,52 +215,39 @@ class Engine:
 
     @property
     def parameters(self) -> StreamParameters:
-        """The stream parameters in force."""
-        return self._params
+        """The stream parameters in force, as levels (see ``status()["parameters"]``)."""
+        return self._control.elasticity.parameters
 
-    def set_parameters(self, *, fps: Any = KEEP, resolution: Any = KEEP, grade: Any = KEEP,
-                       set_by: str = "controller") -> bool:
-        """Apply new parameters now (pacers, detector input size, worker grade); False while
-        the operator's override holds and ``set_by`` is not the operator.
+    def set_override(self, *, fps: int | None = None, resolution: int | None = None,
+                     grade: Grade | str | int | None = None) -> None:
+        """The operator pins parameters; they hold until ``clear_override`` (the controller
+        still moves the ones left out).
 
-        ``fps`` and ``resolution`` are levels: fractions (0, 1] of each camera's own rate and
-        size; ``grade`` is ``low``/``medium``/``high`` (or 0-2); leave one out to keep it.
+        ``fps`` and ``resolution`` are level indices into ``stream.fps_levels`` /
+        ``stream.resolution_levels`` (0 = the camera's own rate and size); ``grade`` is
+        ``low`` / ``medium`` / ``high`` (or 0-2). An out-of-range level is an ``InputError``.
         """
-        with self._lock:
-            if self._before_override is not None and set_by != "operator":
-                return False
-            old = self._params
-            new = StreamParameters(
-                old.fps if fps is KEEP else float(fps),
-                old.resolution if resolution is KEEP else float(resolution),
-                old.grade if grade is KEEP else Grade.parse(grade).name.lower(), set_by)
-            if not (0 < new.resolution <= 1 and 0 < new.fps <= 1):
-                raise EdgeAppError(f"stream parameters out of range: {new}")
-            self._params = new
-        if (new.fps, new.resolution) != (old.fps, old.resolution):
-            self._hub.post_all(m.SetParameters(new.fps, new.resolution))
-        if new.grade != old.grade and self._producer is not None:
-            self._producer.set_grade(int(Grade.parse(new.grade)))
-        if new != old:
-            self._bus.publish(ParametersChanged(old, new))
-        return True
-
-    def set_override(self, *, fps: Any = KEEP, resolution: Any = KEEP,
-                     grade: Any = KEEP) -> None:
-        """The operator sets parameters; they hold (the controller is ignored) until
-        ``clear_override``."""
-        with self._lock:
-            if self._before_override is None:
-                self._before_override = self._params
-        self.set_parameters(fps=fps, resolution=resolution, grade=grade, set_by="operator")
+        self._control.set_override(fps_level=fps, resolution_level=resolution, grade=grade)
 
     def clear_override(self) -> None:
-        """Back to the parameters from before the override."""
-        with self._lock:
-            before, self._before_override = self._before_override, None
-        if before is not None:
-            self.set_parameters(fps=before.fps, resolution=before.resolution,
-                                grade=before.grade, set_by=before.set_by)
+        """Release the operator's pins; the controller goes on from the parameters in force."""
+        self._control.clear_override()
+
+    def set_controller(self, kind: str) -> None:
+        """Let the ``aif``, ``heuristic`` or ``static`` controller set the parameters. The
+        first switch to ``aif`` takes seconds (JAX compiles the agent): call it off any thread
+        that must stay responsive. A controller used before comes back with what it learnt."""
+        self._control.set_controller(kind)
+
+    def add_station(self, station: StationConfig) -> None:
+        """Start one more station at the parameters in force (its name must be new or its
+        earlier process ended)."""
+        if not self.running:
+            raise EdgeAppError("the engine is not running")
+        try:
+            self._hub.add(self._station_settings(station))
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
 
     # ── status ───────────────────────────────────────────────────────────────────────────
 
@@ -277,8 +272,11 @@ class Engine:
         vlm = self._batcher.stats() if self._batcher is not None else None
         o50, o95 = self._tally.order_latency.percentiles(50, 95)
         f50, f95 = self._tally.frame_latency.percentiles(50, 95)
-        params = dataclasses.asdict(self._params)
-        params["override"] = self._before_override is not None
+        control = self._control
+        params, override = self.parameters, control.elasticity.override
+        change = control.last_change
+        set_by = "operator" if override else change.source if change is not None else "config"
+        (step_p99,) = control.step_time.percentiles(99)
         return {
             "running": self.running,
             "uptime_s": None if self._started_at is None else time.monotonic() - self._started_at,
@@ -290,7 +288,19 @@ class Engine:
                        "tasks_dropped": sum(producer.get("dropped", {}).values()),
                        "vlm_queue": vlm.queue_depth if vlm else 0,
                        "vlm_pending": vlm.pending if vlm else 0},
-            "parameters": params,
+            "parameters": {
+                "fps_level": params.fps_level, "resolution_level": params.resolution_level,
+                "grade": params.grade.name.lower(), "fps": self._space.fps_fraction(params),
+                "resolution": self._space.resolution_scale(params),
+                "set_by": set_by, "reason": change.reason if change is not None else "start",
+                "override": {k: int(v) for k, v in override.items()},
+            },
+            "control": {"controller": control.kind, "ready": control.ready,
+                        "interval_s": control.interval_s, "decisions": control.decisions,
+                        "step_ms_p99": None if step_p99 is None else step_p99 * 1000.0,
+                        "at_lowest": control.elasticity.at_lowest},
+            "slo": [{"name": st.slo.value, "value": st.value, "limit": st.limit,
+                     "state": st.state.name} for st in control.elasticity.slo_status],
             "fps": sum(s["fps_out"] or 0.0 for s in stations),
             "frame_latency_p50_s": f50, "frame_latency_p95_s": f95,
             "order_latency_p50_s": o50, "order_latency_p95_s": o95,
@@ -307,22 +317,49 @@ class Engine:
             **self._tally.summary(end),
             "duration_s": None if self._started_at is None else end - self._started_at,
             "camera_orders": sum(truth) if truth else None,
-            "stations": len(self.config.stations), "parameters": dataclasses.asdict(self._params),
+            "stations": len(self.config.stations),
+            "parameters": dataclasses.asdict(self.parameters) | {
+                "grade": self.parameters.grade.name.lower()},
+            "controller": self._control.kind,
         }
 
     # ── wiring callbacks (pipeline threads) ──────────────────────────────────────────────
 
     def _station_settings(self, station: Any) -> StationSettings:
+        params = self._applied
         return StationSettings.from_config(self.config, station, ticket_class=self._ticket_class,
-                                           fps_level=self._params.fps,
-                                           scale=self._params.resolution)
+                                           fps_level=self._space.fps_fraction(params),
+                                           scale=self._space.resolution_scale(params))
+
+    def _apply(self, new: StreamParameters) -> None:
+        """Send new parameters to the pacers (FPS, resolution) and the workers (grade)."""
+        with self._lock:
+            old, self._applied = self._applied, new
+        if (new.fps_level, new.resolution_level) != (old.fps_level, old.resolution_level):
+            self._hub.post_all(m.SetParameters(self._space.fps_fraction(new),
+                                               self._space.resolution_scale(new)))
+        if new.grade != old.grade and self._producer is not None:
+            self._producer.set_grade(int(new.grade))
+
+    def _metrics_sample(self) -> MetricsSample:
+        """What the SLOs judge, over the control interval just ended (control thread)."""
+        frames, orders = self._tally.take_interval()
+        producer = self._producer.status() if self._producer is not None else {}
+        fps = sum(link.fps_in or 0.0 for link in self._hub.running())
+        (p95,) = percentiles(frames, 95)
+        return MetricsSample(
+            queue_size=producer.get("queue_size"), fps=fps or None,
+            memory_percent=self._usage.memory_percent,
+            frame_latency_p95_ms=None if p95 is None else p95 * 1000.0,
+            order_latency_s=max(orders) if orders else None)
 
     def _submit_frame(self, station: str, seq: int, image: np.ndarray, capture_ts: float) -> bool:
         producer = self._producer
         if producer is None:
             return False
         meta = {}
-        size = input_size_for(self.config, self._params)
+        params = self._applied
+        size = input_size_for(self.config, self._space.resolution_scale(params), params.grade)
         if size is not None:
             meta["input_size"] = size
         return producer.submit(station, seq, image, capture_ts, **meta)

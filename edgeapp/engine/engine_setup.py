@@ -8,12 +8,10 @@ from pathlib import Path
 from edgeapp.config import Config
 from edgeapp.engine.distributed import keys as keymod
 from edgeapp.engine.distributed.settings import ProducerSettings
-from edgeapp.engine.events import StreamParameters
 from edgeapp.engine.orders.catalog import TICKET_CLASS, Catalog
-from edgeapp.engine.sources.pacer import KEEP
 from edgeapp.engine.vision.grades import Grade, LoadingMode
 
-__all__ = ["KEEP", "input_size_for", "make_producer_settings", "ticket_class_of",
+__all__ = ["input_size_for", "make_producer_settings", "ticket_class_of",
            "worker_keys"]
 
 LOCAL_WORKER_KEYS = "engine-local"
@@ -35,16 +33,17 @@ def ticket_class_of(config: Config, catalog: Catalog) -> int | None:
     return names.index(TICKET_CLASS) if TICKET_CLASS in names else None
 
 
-def input_size_for(config: Config, params: StreamParameters) -> int | None:
-    """The detector input size for the resolution level (None: the model's own size).
+def input_size_for(config: Config, scale: float, grade: Grade) -> int | None:
+    """The detector input size for frames at ``scale`` of the camera's size (None: the
+    model's own size).
 
     The input follows the frame's scale so that a lower resolution really costs less
     compute; a multiple of 32, as YOLO needs.
     """
-    if params.resolution >= 1.0:
+    if scale >= 1.0:
         return None
-    size, _ = _model(str(config.models.path), params.grade)
-    return max(32, int(round(size * params.resolution / 32.0)) * 32)
+    size, _ = _model(str(config.models.path), grade.name.lower())
+    return max(32, int(round(size * scale / 32.0)) * 32)
 
 
 def worker_keys(config: Config) -> tuple[Path, Path] | None:

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from edgeapp.engine.control.parameters import ParametersChanged, StreamParameters
+from edgeapp.engine.control.slo import SloChanged
 from edgeapp.engine.distributed.workers import WorkerJoined, WorkerLeft
 from edgeapp.engine.orders.result import OrderResult
 
@@ -25,6 +27,7 @@ __all__ = [
     "Notification",
     "OrderValidated",
     "ParametersChanged",
+    "SloChanged",
     "StationStateChanged",
     "StreamParameters",
     "WorkerJoined",
@@ -33,35 +36,10 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class StreamParameters:
-    """What every stream runs at, and who set it (``config``, ``operator`` or ``controller``).
-
-    ``fps`` is the FPS level, a fraction of each camera's own rate (1.0 = every frame);
-    ``resolution`` the resolution level, a fraction of each camera's size (1.0 = as
-    captured; the detector's input size follows it); ``grade`` the detector grade
-    (``low`` / ``medium`` / ``high``). Levels, not absolute values, because the stations'
-    cameras may differ.
-    """
-
-    fps: float
-    resolution: float
-    grade: str
-    set_by: str
-
-
-@dataclass(frozen=True)
 class OrderValidated:
     """An order has its verdict (any status, ``failed`` and ``unreadable`` included)."""
 
     result: OrderResult
-
-
-@dataclass(frozen=True)
-class ParametersChanged:
-    """The stream parameters changed from ``old`` to ``new``."""
-
-    old: StreamParameters
-    new: StreamParameters
 
 
 @dataclass(frozen=True)
@@ -83,8 +61,8 @@ class Notification:
     ts: float = field(default_factory=time.time)
 
 
-EngineEvent = (OrderValidated | ParametersChanged | StationStateChanged | Notification
-               | WorkerJoined | WorkerLeft)
+EngineEvent = (OrderValidated | ParametersChanged | SloChanged | StationStateChanged
+               | Notification | WorkerJoined | WorkerLeft)
 Subscriber = Callable[[EngineEvent], None]
 
 _STOP = object()

@@ -28,6 +28,9 @@ class RunTally:
         self.frame_latency = LatencyWindow()  # recent frames: capture -> detections
         self.frames = 0
         self._first_frame: float | None = None
+        # Since the last take_interval(): what the controller's SLOs judge.
+        self._interval_frames: list[float] = []
+        self._interval_orders: list[float] = []
 
     def add_result(self, result: OrderResult) -> None:
         """One more verdict."""
@@ -35,6 +38,7 @@ class RunTally:
             self.by_status[result.status.value] += 1
             if result.latency_s is not None:
                 self._latencies.append(result.latency_s)
+                self._interval_orders.append(result.latency_s)
                 self.order_latency.add(result.latency_s)
             if result.truth_correct is not None:
                 self.judged += 1
@@ -48,7 +52,17 @@ class RunTally:
             self.frames += 1
         capture_ts, recv_ts = result.meta.get("capture_ts"), result.meta.get("recv_ts")
         if isinstance(capture_ts, float) and isinstance(recv_ts, float):
-            self.frame_latency.add(recv_ts - capture_ts)
+            latency = recv_ts - capture_ts
+            self.frame_latency.add(latency)
+            with self._lock:
+                self._interval_frames.append(latency)
+
+    def take_interval(self) -> tuple[list[float], list[float]]:
+        """Frame latencies and order latencies (s) since the previous call."""
+        with self._lock:
+            frames, self._interval_frames = self._interval_frames, []
+            orders, self._interval_orders = self._interval_orders, []
+        return frames, orders
 
     def summary(self, end: float) -> dict[str, Any]:
         """Orders by status, verdict accuracy, latency p50/p95/p99, frames/s up to ``end``."""

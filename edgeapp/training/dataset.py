@@ -62,7 +62,7 @@ def render_split(
             name = f"{split}_{seed}_{truth.frame_index:06d}"
             cv2.imwrite(str(img_dir / f"{name}.jpg"), small, [cv2.IMWRITE_JPEG_QUALITY, 90])
             rows = []
-            for (x1, y1, x2, y2), cls in zip(truth.boxes, truth.classes):
+            for (x1, y1, x2, y2), cls in zip(truth.boxes, truth.classes, strict=False):
                 cx, cy = (x1 + x2) / 2 / spec.width, (y1 + y2) / 2 / spec.height
                 bw, bh = (x2 - x1) / spec.width, (y2 - y1) / spec.height
                 rows.append(f"{cls} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}")

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         render_dataset(load_catalog(), args.data, DatasetSpec(train=args.train_images))
     counts = yaml.safe_load((args.data / "counts.yaml").read_text())
     epochs = args.epochs * len(args.grades) if len(args.epochs) == 1 else args.epochs
-    for letter, ep in zip(args.grades, epochs):
+    for letter, ep in zip(args.grades, epochs, strict=False):
         if args.ship_only:
             run = args.runs / f"yolo11{letter}-demo"
             card = ship_grade(letter, run / "weights" / "best.pt", data_yaml, counts, epochs=ep,

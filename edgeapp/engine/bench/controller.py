@@ -85,7 +85,7 @@ def recovery_s(run: Run) -> float | None:
     return round(statistics.mean(times), 1) if times else None
 
 
-def summarise(run: Run, control: ElasticityController) -> dict[str, Any]:
+def summarise(run: Run, space: ParameterSpace) -> dict[str, Any]:
     """The benchmark's figures for one run."""
     steps = len(run.parameters)
     changes = sum(a != b for a, b in zip(run.parameters, run.parameters[1:], strict=False))
@@ -94,10 +94,11 @@ def summarise(run: Run, control: ElasticityController) -> dict[str, Any]:
         "controller": run.controller, "scenario": run.scenario.name,
         "slo_fulfilment": round(sum(SloState.CRITICAL not in s.values()
                                     for s in run.states) / steps, 4),
-        "quality": round(statistics.mean(control.space.quality(p) for p in run.parameters), 3),
+        "quality": round(statistics.mean(space.quality(p) for p in run.parameters), 3),
         "changes_per_min": round(changes / (steps / 60), 2),
         "recovery_s": recovery_s(run),
-        "step_ms_p99": round(times[min(steps - 1, int(0.99 * steps))] * 1000, 3),
+        "step_ms_p99": (round(times[min(len(times) - 1, int(0.99 * len(times)))] * 1000, 3)
+                        if times else None),
     }
 
 
@@ -109,7 +110,7 @@ def bench_controller(scenarios: list[str] | None = None, *, seed: int = 0,
     for name in controllers:
         for scenario in (SCENARIOS[s] for s in scenarios or SCENARIOS):
             control = controller_for(name, slo, stream)
-            rows.append(summarise(simulate(control, name, scenario, seed=seed), control))
+            rows.append(summarise(simulate(control, name, scenario, seed=seed), control.space))
     return rows
 
 
@@ -118,8 +119,21 @@ def add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default=None,
                         help="one scenario (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
+    parser.add_argument("--real", action="store_true",
+                        help="run the demo's real pipeline instead of the simulator (minutes)")
+    parser.add_argument("--duration", type=int, default=60, metavar="S",
+                        help="seconds per real run (--real; default 60)")
 
 
 def run_controller_bench(args) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     """``edgeapp bench controller``."""
-    return bench_controller([args.scenario] if args.scenario else None, seed=args.seed)
+    scenarios = [args.scenario] if args.scenario else None
+    if args.real:
+        from edgeapp.engine.bench.controller_real import bench_controller_real
+
+        if args.duration < 6:
+            from edgeapp.errors import UsageError
+
+            raise UsageError(f"--duration must be at least 6 s, got {args.duration}")
+        return bench_controller_real(scenarios, duration_s=args.duration)
+    return bench_controller(scenarios, seed=args.seed)

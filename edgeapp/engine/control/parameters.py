@@ -71,6 +71,13 @@ class ParameterSpace:
         """Full FPS and resolution at the config's starting grade."""
         return replace(self.highest(), grade=Grade.parse(config.grade))
 
+    def starting(self, config: StreamConfig) -> StreamParameters:
+        """Where the Engine starts: the FPS level nearest ``config.start_fps_level``, full
+        resolution, the config's grade."""
+        fps = min(range(len(self.fps_levels)),
+                  key=lambda i: abs(self.fps_levels[i] - config.start_fps_level))
+        return StreamParameters(fps, 0, Grade.parse(config.grade))
+
     def ranks(self, params: StreamParameters) -> tuple[int, int, int]:
         """Quality rank of each parameter, 0 = lowest (the AIF agent's hidden-state indices)."""
         return (len(self.fps_levels) - 1 - params.fps_level,

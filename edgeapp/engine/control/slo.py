@@ -1,8 +1,11 @@
 """The four service-level objectives, their OK / WARNING / CRITICAL states, and the monitor.
 
 Each SLO is ``value <= limit``: CRITICAL above the limit, WARNING within ``warning_margin``
-of it (``value >= limit * (1 - warning_margin)``), OK below that. A value that was not
-measured (``None``) is OK and stays ``None`` in the status: unknown, never invented.
+of it (``value >= limit * (1 - warning_margin)``), OK below that. An SLO never measured, or
+whose limit cannot be set (the queue's, with no stream running), is OK with ``None`` in the
+status: unknown, never invented. An SLO measured before but not in the latest sample (no
+order ended in the interval) keeps its last value and state, marked not ``fresh``; only fresh
+states reach the controllers as evidence.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class SloStatus:
     value: float | None
     limit: float | None
     state: SloState
+    fresh: bool = False  # measured in the latest sample
 
 
 @dataclass(frozen=True)
@@ -114,18 +118,21 @@ class SloMonitor:
 
     @property
     def measured(self) -> dict[Slo, SloState]:
-        """The latest state of each SLO whose value and limit were known."""
+        """The state of each SLO measured in the latest sample (value and limit known)."""
         return {slo: s.state for slo, s in self._status.items()
-                if s.value is not None and s.limit is not None}
+                if s.fresh and s.value is not None and s.limit is not None}
 
     def update(self, sample: MetricsSample) -> list[SloChanged]:
         """Take ``sample``; return an event for each SLO whose state changed."""
         events = []
         lims, vals = limits(self.config, sample), values(sample)
         for slo in Slo:
+            before = self._status[slo]
+            if vals[slo] is None and lims[slo] is not None:  # not measured this time: hold
+                self._status[slo] = SloStatus(slo, before.value, lims[slo], before.state, False)
+                continue
             state = slo_state(vals[slo], lims[slo], self.config.warning_margin)
-            old = self._status[slo].state
-            self._status[slo] = SloStatus(slo, vals[slo], lims[slo], state)
-            if state != old:
-                events.append(SloChanged(slo, old, state, vals[slo], lims[slo]))
+            self._status[slo] = SloStatus(slo, vals[slo], lims[slo], state, True)
+            if state != before.state:
+                events.append(SloChanged(slo, before.state, state, vals[slo], lims[slo]))
         return events

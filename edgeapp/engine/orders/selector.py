@@ -31,7 +31,7 @@ def item_counts(detections: np.ndarray, ticket_class: int | None) -> dict[int, i
     if ticket_class is not None:
         classes = classes[classes != ticket_class]
     values, counts = np.unique(classes, return_counts=True)
-    return {int(v): int(c) for v, c in zip(values, counts)}
+    return {int(v): int(c) for v, c in zip(values, counts, strict=False)}
 
 
 def steady_counts(candidates: list[CandidateFrame], ticket_class: int | None,
@@ -88,7 +88,8 @@ def select_frames(
     picked: list[tuple[CandidateFrame, dict[int, int], float]] = []
     covered: set[int] = set()
     while len(picked) < k and scored:
-        def gain(entry: tuple[CandidateFrame, dict[int, int], float]) -> tuple:
+        def gain(entry: tuple[CandidateFrame, dict[int, int], float],
+                 covered: frozenset[int] = frozenset(covered)) -> tuple:
             cand, counts, score = entry
             dup = any(np.abs(cand.thumb - p[0].thumb).mean() < duplicate_threshold
                       for p in picked)

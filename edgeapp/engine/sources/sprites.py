@@ -70,7 +70,7 @@ def draw_product(name: str, scale: float, rng: np.random.Generator) -> Sprite:
     img = np.zeros((h, w, 3), np.uint8)
     mask = np.zeros((h, w), np.uint8)
     tint = rng.integers(-18, 19, 3)
-    body = tuple(int(np.clip(c + t, 0, 255)) for c, t in zip(body, tint))
+    body = tuple(int(np.clip(c + t, 0, 255)) for c, t in zip(body, tint, strict=False))
     c = (w // 2, h // 2)
     s = scale * jitter
     if shape in ("round", "cup", "bowl", "ring"):
@@ -88,7 +88,8 @@ def draw_product(name: str, scale: float, rng: np.random.Generator) -> Sprite:
             cv2.circle(img, (c[0] + r // 3, c[1] - r // 3), max(2, int(6 * s)), (20, 20, 20), -1)
         elif shape == "bowl":  # leaves
             for _ in range(9):
-                p = (int(c[0] + rng.uniform(-0.55, 0.55) * r), int(c[1] + rng.uniform(-0.55, 0.55) * r))
+                p = (int(c[0] + rng.uniform(-0.55, 0.55) * r),
+                     int(c[1] + rng.uniform(-0.55, 0.55) * r))
                 cv2.ellipse(img, p, (int(14 * s), int(7 * s)), float(rng.uniform(0, 180)), 0, 360,
                             accent, -1)
         else:  # ring: hole and sprinkles

@@ -165,7 +165,7 @@ class SyntheticScene:
         cw, ch = (bag[2] - bag[0]) / cols, (bag[3] - bag[1]) / rows
         items: list[_Placed] = []
         placed_at = t + self._sec(rng, 0.4, 0.8)
-        for name, slot in zip(units, slots):
+        for name, slot in zip(units, slots, strict=False):
             sprite = draw_product(name, s, rng)
             sw, sh = sprite.size
             cx = bag[0] + (slot % cols + 0.5 + rng.uniform(-0.22, 0.22)) * cw

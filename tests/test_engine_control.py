@@ -1,0 +1,120 @@
+"""The controller inside the running Engine: real stations, a real worker, real SLO figures.
+
+The SLO limits are set so that the real pipeline must break them (a frame latency budget of
+1 ms) or cannot (budgets of minutes), which makes the controller's direction certain on any
+machine; the simulator tests check how well each controller trades.
+"""
+
+from __future__ import annotations
+
+import openvino  # noqa: F401 - imported up front: its telemetry starts a lasting idle thread
+from engine_helpers import EventLog, engine_config, engine_threads, short_dir
+
+from edgeapp.engine.control.parameters import StreamParameters
+from edgeapp.engine.control.slo import Slo, SloState
+from edgeapp.engine.engine import Engine
+from edgeapp.engine.events import Notification, ParametersChanged, SloChanged
+from edgeapp.engine.vision.grades import Grade
+
+CAM = [{"name": "cam", "seed": 5}]
+
+
+def _controller_changes(log: EventLog) -> list[ParametersChanged]:
+    return [e for e in log.of(ParametersChanged) if e.source == "controller"]
+
+
+def test_sustained_critical_steps_down_to_the_lowest_after_the_override_is_released():
+    # Given an engine whose frame latency budget (1 ms) no real frame can meet, run by the
+    # heuristic controller, and an operator who pins full resolution and the HIGH grade
+    root = short_dir()
+    config = engine_config(root, CAM, controller={"kind": "heuristic", "interval_s": 0.2},
+                           slo={"frame_latency_ms": 1.0})
+    log = EventLog()
+    engine = Engine(config)
+    engine.subscribe(log)
+    engine.start()
+    try:
+        engine.set_override(resolution=0, grade="high")
+        start = engine.parameters
+        assert start == StreamParameters(3, 0, Grade.HIGH)  # 0.33 of the source FPS
+
+        # When frames arrive, too late for the budget
+        log.wait(lambda: any(e.name is Slo.FRAME_LATENCY and e.new is SloState.CRITICAL
+                             for e in log.of(SloChanged)), 60, "frame latency CRITICAL")
+        decisions = engine.status()["control"]["decisions"]
+        log.wait(lambda: engine.status()["control"]["decisions"] >= decisions + 10, 30,
+                 "ten more decisions")
+
+        # Then the operator's values hold: the FPS is already at its lowest and the rest is
+        # pinned, so the controller has nothing it may move
+        assert engine.parameters == start and not _controller_changes(log)
+        status = engine.status()
+        assert status["parameters"]["set_by"] == "operator"
+        (frame_slo,) = [s for s in status["slo"] if s["name"] == "frame_latency"]
+        assert frame_slo["state"] == "CRITICAL" and frame_slo["limit"] == 1.0
+        assert frame_slo["value"] > 1.0
+        assert status["control"]["at_lowest"], "nothing it may move: only fewer stations help"
+
+        # When the operator releases the override
+        engine.clear_override()
+
+        # Then the controller steps down, one level at a time, until it sits at the lowest
+        # settings and says so
+        lowest = StreamParameters(3, 2, Grade.LOW)
+        log.wait(lambda: engine.parameters == lowest, 60, "the lowest settings")
+        assert engine.status()["control"]["at_lowest"]
+        changes = _controller_changes(log)
+        assert [c.new for c in changes] == [
+            StreamParameters(3, 1, Grade.HIGH), StreamParameters(3, 2, Grade.HIGH),
+            StreamParameters(3, 2, Grade.MEDIUM), lowest]
+        assert all("CRITICAL" in c.reason for c in changes), changes
+        assert any("released" in text for text in log.notes())
+
+        # ... and the stations and the worker follow: half-size frames, grade LOW
+        log.wait(lambda: engine.latest_frame("cam").image.shape == (360, 640, 3), 30,
+                 "half-size frames")
+        log.wait(lambda: [w["grade"] for w in engine.status()["workers"]] == [0], 30,
+                 "the worker at grade LOW")
+        assert engine.status()["parameters"]["set_by"] == "controller"
+    finally:
+        engine.stop(timeout=20)
+    assert not engine_threads(), engine_threads()
+    assert engine.summary()["controller"] == "heuristic"
+
+
+def test_with_room_to_spare_the_controller_steps_quality_up_and_the_operator_can_switch_it():
+    # Given SLO budgets the pipeline cannot break and an engine starting at the lowest
+    # settings, run by the heuristic controller
+    root = short_dir()
+    config = engine_config(root, CAM, controller={"kind": "heuristic", "interval_s": 0.1},
+                           stream={"grade": "low"},
+                           slo={"frame_latency_ms": 600_000.0, "order_latency_s": 3600.0,
+                                "queue_factor": 1000.0})
+    log = EventLog()
+    engine = Engine(config)
+    engine.subscribe(log)
+    engine.start()
+    try:
+        # When every SLO stays OK
+        # Then quality goes up, one step at a time, grade first
+        log.wait(lambda: len(_controller_changes(log)) >= 2, 90, "two steps up")
+        first, second = _controller_changes(log)[:2]
+        assert first.old == StreamParameters(3, 0, Grade.LOW)
+        assert first.new == StreamParameters(3, 0, Grade.MEDIUM)
+        assert second.new == StreamParameters(3, 0, Grade.HIGH)
+        assert all("OK" in c.reason for c in (first, second))
+        assert not [e for e in log.of(SloChanged) if e.new is SloState.CRITICAL]
+
+        # When the operator switches to the static controller
+        engine.set_controller("static")
+        held = engine.parameters
+        decisions = engine.status()["control"]["decisions"]
+        log.wait(lambda: engine.status()["control"]["decisions"] >= decisions + 20, 30,
+                 "twenty more decisions")
+        # Then nothing moves any more
+        assert engine.parameters == held
+        assert engine.status()["control"]["controller"] == "static"
+        assert any("static controller" in e.text for e in log.of(Notification))
+    finally:
+        engine.stop(timeout=20)
+    assert not engine_threads(), engine_threads()
