@@ -8,13 +8,16 @@ machine; the simulator tests check how well each controller trades.
 from __future__ import annotations
 
 import openvino  # noqa: F401 - imported up front: its telemetry starts a lasting idle thread
+import pytest
 from engine_helpers import EventLog, engine_config, engine_threads, short_dir
 
+from edgeapp.config import StationConfig
 from edgeapp.engine.control.parameters import StreamParameters
 from edgeapp.engine.control.slo import Slo, SloState
 from edgeapp.engine.engine import Engine
 from edgeapp.engine.events import Notification, ParametersChanged, SloChanged
 from edgeapp.engine.vision.grades import Grade
+from edgeapp.errors import InputError
 
 CAM = [{"name": "cam", "seed": 5}]
 
@@ -82,7 +85,7 @@ def test_sustained_critical_steps_down_to_the_lowest_after_the_override_is_relea
     assert engine.summary()["controller"] == "heuristic"
 
 
-def test_with_room_to_spare_the_controller_steps_quality_up_and_the_operator_can_switch_it():
+def test_with_room_to_spare_quality_steps_up_a_station_can_be_added_and_the_controller_switched():
     # Given SLO budgets the pipeline cannot break and an engine starting at the lowest
     # settings, run by the heuristic controller
     root = short_dir()
@@ -104,6 +107,15 @@ def test_with_room_to_spare_the_controller_steps_quality_up_and_the_operator_can
         assert second.new == StreamParameters(3, 0, Grade.HIGH)
         assert all("OK" in c.reason for c in (first, second))
         assert not [e for e in log.of(SloChanged) if e.new is SloState.CRITICAL]
+
+        # When a station is added to the running engine
+        engine.add_station(StationConfig(name="cam-2", seed=6))
+        # Then it runs at the parameters in force, and a name in use is refused
+        log.wait(lambda: [st["state"] for st in engine.status()["stations"]] == [
+            "running", "running"], 60, "the new station running")
+        log.wait(lambda: engine.latest_frame("cam-2") is not None, 30, "a frame from cam-2")
+        with pytest.raises(InputError, match="already runs"):
+            engine.add_station(StationConfig(name="cam-2"))
 
         # When the operator switches to the static controller
         engine.set_controller("static")

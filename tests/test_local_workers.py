@@ -73,3 +73,33 @@ def test_local_sizing_shares_the_cores_and_wins_over_the_producer():
     factory({"work_type": "YOLO_DETECTION", "inference_threads": 4})
     assert seen == [{"work_type": "YOLO_DETECTION", "inference_threads": 1,
                      "cpu_pinning": False}]
+
+
+def test_local_workers_leave_when_the_engine_process_is_killed(tmp_path):
+    import subprocess
+    import sys
+
+    # Given a process that starts a local worker (the engine's way) and is then killed -9
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from edgeapp.engine.distributed.local_workers import LocalWorkers\n"
+        f"w = LocalWorkers(1, 'tcp://127.0.0.1:9', log_dir={str(tmp_path)!r},\n"
+        "                  extra_args=['--processor', 'noop'])\n"
+        "w.start()\n"
+        "print(w.pids()[0], flush=True)\n"
+        "time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    worker_pid = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait(10)
+
+    # Then the orphaned worker notices and leaves on its own (no Producer ever answered it)
+    def gone() -> bool:
+        try:
+            os.kill(worker_pid, 0)
+        except ProcessLookupError:
+            return True
+        with open(f"/proc/{worker_pid}/stat") as f:  # a zombie waiting for init counts
+            return f.read().split(")")[1].split()[0] == "Z"
+    wait_until(gone, 30, "the orphaned worker left")
+    assert "engine that started this worker is gone" in (tmp_path / "local-0.log").read_text()

@@ -52,7 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cpu-pinning", choices=("on", "off"),
                    help="pin OpenVINO threads to cores (off when several workers share a box)")
     g.add_argument("--child", action="store_true",
-                   help="started by the engine: ignore SIGINT")
+                   help="started by the engine: ignore SIGINT; leave when the engine is gone")
+
+
+#: Set by the engine for its local workers: its own pid, which they outlive by seconds only.
+ENGINE_PID_ENV = "EDGEAPP_ENGINE_PID"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,10 +87,17 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, signal.SIG_IGN if args.child else on_signal)
+    # The engine names itself: it may have died before this interpreter got here.
+    parent = int(os.environ.get(ENGINE_PID_ENV) or os.getppid())
     worker.start()
     while not worker.join(timeout=0.2):
         if stopping.is_set() or worker.exit_code is not None:
             break
+        if args.child and os.getppid() != parent:  # the engine died (kill -9): leave too
+            print("edgeapp worker: the engine that started this worker is gone; leaving",
+                  file=sys.stderr)
+            stopping.set()
+            worker.stop(drain=False)
     if not worker.join(timeout=args.drain_timeout):
         worker.stop(drain=False)
         worker.join(timeout=2.0)

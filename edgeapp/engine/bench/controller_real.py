@@ -17,9 +17,11 @@ the Engine's own timing of its decisions.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -125,6 +127,8 @@ def bench_controller_real(scenarios: list[str] | None = None, *, duration_s: int
     rows = []
     for name in controllers:
         for scenario in (table[s] for s in scenarios or table):
-            row = summarise(run_real(name, scenario), space)
-            rows.append({**row, "real": True, "duration_s": duration_s})
+            row = {**summarise(run_real(name, scenario), space), "real": True,
+                   "duration_s": duration_s}
+            print(json.dumps(row), file=sys.stderr, flush=True)  # minutes each: progress
+            rows.append(row)
     return rows

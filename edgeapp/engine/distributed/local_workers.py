@@ -148,10 +148,12 @@ def sizing_args(count: int, cores: int | None = None) -> list[str]:
 
 
 def _child_env() -> dict[str, str]:
-    """The parent's environment, with this package importable from a source checkout too."""
+    """The parent's environment, with this package importable from a source checkout too,
+    and this process's pid: a worker leaves when the engine is gone (even after kill -9)."""
     root = str(Path(__file__).resolve().parents[3])
     path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else ""),
+            "EDGEAPP_ENGINE_PID": str(os.getpid())}  # worker_cmd.ENGINE_PID_ENV
 
 
 def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:

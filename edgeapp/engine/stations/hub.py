@@ -92,6 +92,7 @@ class StationHub:
         self._publish = publish
         self._links: dict[str, StationLink] = {}
         self._lock = threading.Lock()
+        self._add_lock = threading.Lock()
         self._stop = threading.Event()
         self._hurry = threading.Event()
         self._thread = threading.Thread(target=self._run, name="engine-hub", daemon=True)
@@ -103,13 +104,15 @@ class StationHub:
         self._thread.start()
 
     def add(self, settings: StationSettings) -> None:
-        """Spawn a station process."""
-        proc = StationProcess(settings)
-        with self._lock:
-            if settings.name in self._links and not self._links[settings.name].ended:
-                raise ValueError(f"station {settings.name} already runs")
-            self._links[settings.name] = StationLink(proc)
-        proc.start()
+        """Spawn a station process (the hub serves it once it has started)."""
+        with self._add_lock:  # one add at a time: the name stays free until it is ours
+            with self._lock:
+                if settings.name in self._links and not self._links[settings.name].ended:
+                    raise ValueError(f"station {settings.name} already runs")
+            proc = StationProcess(settings)
+            proc.start()
+            with self._lock:
+                self._links[settings.name] = StationLink(proc)
 
     def links(self) -> list[StationLink]:
         """Every station, running or ended."""
@@ -196,24 +199,33 @@ class StationHub:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            live = self.running()
-            by_conn = {link.proc.conn: link for link in live}
-            by_sentinel = {link.proc.sentinel: link for link in live}
-            if not live:
-                self._stop.wait(0.1)
-                continue
-            for ready in wait([*by_conn, *by_sentinel], timeout=0.2):
-                try:
-                    if ready in by_conn:
-                        self._read(by_conn[ready])
-                    else:
-                        self._reap(by_sentinel[ready])  # type: ignore[index]
-                except Exception as exc:  # one bad message must not end the hub
-                    logger.exception("engine hub failed on a station message")
-                    self._publish(Notification("error", f"station hub: {exc!r}"))
+            try:
+                self._serve()
+            except Exception as exc:  # the hub must keep serving the other stations
+                logger.exception("engine hub failed")
+                self._publish(Notification("error", f"station hub: {exc!r}"))
+                self._stop.wait(0.2)
         for link in self.links():
             if not link.ended:
                 self._reap(link)
+
+    def _serve(self) -> None:
+        """Wait up to 0.2 s for station messages and ended processes; handle them."""
+        live = self.running()
+        if not live:
+            self._stop.wait(0.1)
+            return
+        by_conn = {link.proc.conn: link for link in live}
+        by_sentinel = {link.proc.sentinel: link for link in live}
+        for ready in wait([*by_conn, *by_sentinel], timeout=0.2):
+            try:
+                if ready in by_conn:
+                    self._read(by_conn[ready])
+                else:
+                    self._reap(by_sentinel[ready])  # type: ignore[index]
+            except Exception as exc:  # one bad message must not end the hub
+                logger.exception("engine hub failed on a station message")
+                self._publish(Notification("error", f"station hub: {exc!r}"))
 
     def _read(self, link: StationLink) -> None:
         try:
