@@ -11,6 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from edgeapp import paths
 from edgeapp.config import Config, config_from_dict
 from edgeapp.engine.events import EngineEvent, Notification, OrderValidated
 from edgeapp.engine.orders.catalog import load_catalog
@@ -43,6 +46,24 @@ def engine_config(root: Path, stations: list[dict[str, Any]], **sections: Any) -
     for key, value in sections.items():
         data[key] = {**data.get(key, {}), **value}
     return config_from_dict(data)
+
+
+def three_grade_models(root: Path) -> Path:
+    """A models folder with a model for each grade: the shipped LOW model under three cards
+    (low / medium / high), so the grade path runs end to end whatever is installed."""
+    (shipped,) = [d for d in paths.shipped_models_dir().iterdir()
+                  if (d / "card.yaml").is_file()
+                  and yaml.safe_load((d / "card.yaml").read_text())["grade"] == "low"]
+    folder = root / "models"
+    for grade in ("low", "medium", "high"):
+        model = folder / f"demo-{grade}"
+        model.mkdir(parents=True)
+        card = {**yaml.safe_load((shipped / "card.yaml").read_text()),
+                "name": f"demo-{grade}", "grade": grade}
+        (model / "card.yaml").write_text(yaml.safe_dump(card))
+        for part in ("metadata.yaml", f"{shipped.name}.xml", f"{shipped.name}.bin"):
+            shutil.copy2(shipped / part, model / part)  # copies: the registry dedupes links
+    return folder
 
 
 class EventLog:

@@ -11,7 +11,7 @@ import pytest
 from edgeapp.config.schema import SloConfig, StreamConfig
 from edgeapp.engine.bench.controller import controller_for, simulate, summarise
 from edgeapp.engine.control.elasticity import ElasticityController
-from edgeapp.engine.control.parameters import StreamParameters
+from edgeapp.engine.control.parameters import ParameterSpace, StreamParameters
 from edgeapp.engine.control.simulator import SCENARIOS
 from edgeapp.engine.control.slo import MetricsSample, Slo
 
@@ -48,6 +48,20 @@ def test_steps_back_up_when_the_load_falls(kind: str) -> None:
     # When the load falls, then quality comes back up to the top
     assert space.quality(seen[199]) < 0.5, f"{kind} did not step down: {seen[199]}"
     assert space.quality(seen[-1]) == 1.0, f"{kind} stayed at {seen[-1]}"
+
+
+def test_aif_waits_for_a_step_up_to_settle_before_the_next() -> None:
+    # Given the AIF controller at the lowest settings with room for everything
+    control = ElasticityController(SloConfig(), StreamConfig(), "aif",
+                                   initial=ParameterSpace.from_config(StreamConfig()).lowest())
+    seen = [control.parameters, *drive(control, lambda t: 1000.0, 40)]
+    # Then it climbs to the top, but never raises on two decisions less than 3 apart
+    space = control.space
+    ups = [t for t in range(1, len(seen))
+           if any(a > b for a, b in zip(space.ranks(seen[t]), space.ranks(seen[t - 1]),
+                                        strict=True))]
+    assert seen[-1] == space.highest(), seen[-1]
+    assert all(b - a >= 3 for a, b in zip(ups, ups[1:], strict=False)), ups
 
 
 def test_aif_is_calm_on_a_steady_load() -> None:

@@ -27,6 +27,21 @@ def test_levels_come_from_the_config_and_steps_clamp() -> None:
     assert space.initial(StreamConfig(grade="medium")).grade == Grade.MEDIUM
 
 
+def test_a_space_holds_only_the_grades_with_a_model() -> None:
+    # Given only the LOW and HIGH grades installed
+    space = ParameterSpace.from_config(StreamConfig(), (Grade.HIGH, Grade.LOW))
+    # Then MEDIUM is served by the nearest lower grade, and grades step LOW <-> HIGH
+    assert space.shape == (4, 3, 2)
+    assert space.nearest_grade(Grade.MEDIUM) == Grade.LOW
+    assert space.step(space.lowest(), (0, 0, 1)).grade == Grade.HIGH
+    assert space.initial(StreamConfig(grade="medium")).grade == Grade.LOW
+    # and with one grade, moving it is no move and it counts as full quality
+    only = ParameterSpace.from_config(StreamConfig(), (Grade.LOW,))
+    assert only.step(only.highest(), (0, 0, -1)) == only.highest()
+    assert only.quality(only.highest()) == 1.0
+    assert only.ranks(StreamParameters(0, 0, Grade.HIGH)) == only.ranks(only.highest())
+
+
 def test_quality_is_the_mean_of_the_normalised_levels() -> None:
     assert SPACE.quality(SPACE.highest()) == 1.0
     assert SPACE.quality(SPACE.lowest()) == 0.0

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import openvino  # noqa: F401 - imported up front: its telemetry starts a lasting idle thread
 import pytest
-from engine_helpers import EventLog, engine_config, engine_threads, short_dir
+from engine_helpers import (
+    EventLog,
+    engine_config,
+    engine_threads,
+    short_dir,
+    three_grade_models,
+)
 
 from edgeapp.config import StationConfig
 from edgeapp.engine.control.parameters import StreamParameters
@@ -27,10 +33,12 @@ def _controller_changes(log: EventLog) -> list[ParametersChanged]:
 
 
 def test_sustained_critical_steps_down_to_the_lowest_after_the_override_is_released():
-    # Given an engine whose frame latency budget (1 ms) no real frame can meet, run by the
-    # heuristic controller, and an operator who pins full resolution and the HIGH grade
+    # Given an engine with a model for each grade whose frame latency budget (1 ms) no real
+    # frame can meet, run by the heuristic controller, and an operator who pins full
+    # resolution and the HIGH grade
     root = short_dir()
     config = engine_config(root, CAM, controller={"kind": "heuristic", "interval_s": 0.2},
+                           models={"path": str(three_grade_models(root))},
                            slo={"frame_latency_ms": 1.0})
     log = EventLog()
     engine = Engine(config)
@@ -86,11 +94,11 @@ def test_sustained_critical_steps_down_to_the_lowest_after_the_override_is_relea
 
 
 def test_with_room_to_spare_quality_steps_up_a_station_can_be_added_and_the_controller_switched():
-    # Given SLO budgets the pipeline cannot break and an engine starting at the lowest
-    # settings, run by the heuristic controller
+    # Given SLO budgets the pipeline cannot break and an engine with a model for each grade
+    # starting at the lowest settings, run by the heuristic controller
     root = short_dir()
     config = engine_config(root, CAM, controller={"kind": "heuristic", "interval_s": 0.1},
-                           stream={"grade": "low"},
+                           stream={"grade": "low"}, models={"path": str(three_grade_models(root))},
                            slo={"frame_latency_ms": 600_000.0, "order_latency_s": 3600.0,
                                 "queue_factor": 1000.0})
     log = EventLog()

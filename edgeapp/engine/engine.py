@@ -20,7 +20,7 @@ import numpy as np
 
 from edgeapp.config import Config, StationConfig
 from edgeapp.engine.control.loop import ControlLoop
-from edgeapp.engine.control.parameters import ParameterSpace, StreamParameters
+from edgeapp.engine.control.parameters import StreamParameters
 from edgeapp.engine.control.slo import MetricsSample
 from edgeapp.engine.distributed.collector import Collector
 from edgeapp.engine.distributed.local_workers import LocalWorkers, sizing_args
@@ -30,6 +30,7 @@ from edgeapp.engine.distributed.workers import WorkerEvent
 from edgeapp.engine.engine_setup import (
     input_size_for,
     make_producer_settings,
+    model_grades,
     ticket_class_of,
     worker_keys,
 )
@@ -69,10 +70,11 @@ class Engine:
         self._backend_given = backend
         self._bus = EventBus()
         self._lock = threading.Lock()
-        self._space = ParameterSpace.from_config(config.stream)
         self._control = ControlLoop(config.slo, config.stream, config.controller,
+                                    grades=model_grades(config),
                                     sample=self._metrics_sample, apply=self._apply,
                                     publish=self._bus.publish)
+        self._space = self._control.elasticity.space
         self._applied = self._control.elasticity.parameters
         self._ticket_class = ticket_class_of(config, self.catalog)
         self._store: ResultsStore | None = None
@@ -120,7 +122,8 @@ class Engine:
             self._collector.subscribe(self._hub.deliver)
             self._collector.subscribe(self._tally.add_frame)
             self._collector.start()
-            self._producer = Producer(make_producer_settings(c, keys and keys[0]),
+            self._producer = Producer(make_producer_settings(c, keys and keys[0],
+                                                             self._applied.grade),
                                       on_event=self._worker_event)
             self._producer.attach_collector(self._collector)
             self._producer.start()
@@ -290,7 +293,9 @@ class Engine:
                        "vlm_pending": vlm.pending if vlm else 0},
             "parameters": {
                 "fps_level": params.fps_level, "resolution_level": params.resolution_level,
-                "grade": params.grade.name.lower(), "fps": self._space.fps_fraction(params),
+                "grade": params.grade.name.lower(),
+                "grades": [g.name.lower() for g in self._space.grades],
+                "fps": self._space.fps_fraction(params),
                 "resolution": self._space.resolution_scale(params),
                 "set_by": set_by, "reason": change.reason if change is not None else "start",
                 "override": {k: int(v) for k, v in override.items()},

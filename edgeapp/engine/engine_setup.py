@@ -11,7 +11,7 @@ from edgeapp.engine.distributed.settings import ProducerSettings
 from edgeapp.engine.orders.catalog import TICKET_CLASS, Catalog
 from edgeapp.engine.vision.grades import Grade, LoadingMode
 
-__all__ = ["input_size_for", "make_producer_settings", "ticket_class_of",
+__all__ = ["input_size_for", "make_producer_settings", "model_grades", "ticket_class_of",
            "worker_keys"]
 
 LOCAL_WORKER_KEYS = "engine-local"
@@ -24,6 +24,16 @@ def _model(models_path: str, grade: str) -> tuple[int, tuple[str, ...]]:
 
     info = resolve_grades(installed_models([models_path])).models[Grade.parse(grade)]
     return info.input_size, info.classes
+
+
+def model_grades(config: Config) -> tuple[Grade, ...]:
+    """The grades with a model of their own; the controller moves between these only (with
+    just YOLO11 n installed, every grade would run n)."""
+    from edgeapp.engine.vision.models import installed_models, resolve_grades
+
+    grades = resolve_grades(installed_models([str(config.models.path)]))
+    own = tuple(g for g in Grade if g not in grades.fallbacks)
+    return own or (Grade.parse(config.stream.grade),)
 
 
 def ticket_class_of(config: Config, catalog: Catalog) -> int | None:
@@ -61,12 +71,15 @@ def worker_keys(config: Config) -> tuple[Path, Path] | None:
     return root, folder
 
 
-def make_producer_settings(config: Config, keys_dir: Path | None) -> ProducerSettings:
+def make_producer_settings(config: Config, keys_dir: Path | None,
+                           grade: Grade | None = None) -> ProducerSettings:
     """The Producer's settings: binding, batching and leases from ``distributed``; the
-    grade from ``stream``; the detector options told to workers from ``models``."""
+    starting ``grade`` (default: ``stream.grade``); the detector options told to workers
+    from ``models``."""
     d, models = config.distributed, config.models
     return ProducerSettings(
-        address=d.producer_bind, grade=int(Grade.parse(config.stream.grade)),
+        address=d.producer_bind, grade=int(grade if grade is not None
+                                           else Grade.parse(config.stream.grade)),
         loading_mode=int(LoadingMode.parse(models.loading_mode)), batch_size=d.batch_size,
         queue_size=d.queue_size, lease_s=d.lease_s, keys_dir=keys_dir, insecure=d.insecure,
         confirmation_extra={"models_path": str(models.path), "device": models.device,

@@ -74,21 +74,29 @@ def write_card(folder: Path, card: dict) -> None:
 
 def train_grade(
     letter: str, data_yaml: Path, counts: dict, *, epochs: int, imgsz: int, batch: int,
-    runs: Path, models_dir: Path, init: Path | None = None,
+    runs: Path, models_dir: Path, init: Path | None = None, resume: bool = False,
 ) -> dict:
-    """Train one grade (from scratch, or on from ``init`` weights), ship it with its card."""
+    """Train one grade (from scratch, or on from ``init`` weights), ship it with its card.
+
+    ``resume`` continues the grade's interrupted run exactly where its ``last.pt`` stopped
+    (same schedule, optimizer state and epoch count), so a long run survives a restart.
+    """
     YOLO = _ultralytics()
     name = f"yolo11{letter}-demo"
     started = time.time()
-    model = YOLO(str(init) if init else f"yolo11{letter}.yaml")
-    model.train(
-        data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device="cpu",
-        workers=2, project=str(runs), name=name, exist_ok=True, plots=False,
-        pretrained=str(init) if init else False,
-        fliplr=0.0, close_mosaic=max(1, epochs // 5), patience=epochs, verbose=False, amp=False,
-    )
+    if resume:
+        YOLO(str(runs / name / "weights" / "last.pt")).train(resume=True)
+    else:
+        model = YOLO(str(init) if init else f"yolo11{letter}.yaml")
+        model.train(
+            data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device="cpu",
+            workers=2, project=str(runs), name=name, exist_ok=True, plots=False,
+            pretrained=str(init) if init else False, fliplr=0.0,
+            close_mosaic=max(1, epochs // 5), patience=epochs, verbose=False, amp=False,
+        )
     best = runs / name / "weights" / "best.pt"
-    train_minutes = round((time.time() - started) / 60, 1)
+    train_minutes = _train_minutes(runs / name) if resume else round(
+        (time.time() - started) / 60, 1)
     card = ship_grade(letter, best, data_yaml, counts, epochs=epochs, imgsz=imgsz, batch=batch,
                       models_dir=models_dir, train_minutes=train_minutes)
     if init:  # say what the run started from, so the card tells the whole training
@@ -149,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-images", type=int, default=DatasetSpec.train)
     p.add_argument("--init", type=Path, default=None,
                    help="continue from these weights (e.g. a run's best.pt) instead of scratch")
+    p.add_argument("--resume", action="store_true",
+                   help="continue each grade's interrupted run from its last.pt")
     p.add_argument("--ship-only", action="store_true",
                    help="do not train: export, measure and card the runs' existing best.pt")
     args = p.parse_args(argv)
@@ -167,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         card = train_grade(letter, data_yaml, counts, epochs=ep, imgsz=args.imgsz,
                            batch=args.batch, runs=args.runs, models_dir=args.models,
-                           init=args.init)
+                           init=args.init, resume=args.resume)
         print(json.dumps(card), flush=True)
     return 0
 

@@ -30,8 +30,9 @@ class ElasticityController:
     """Keeps the SLOs by choosing stream parameters; the operator can pin any of them."""
 
     def __init__(self, slo: SloConfig, stream: StreamConfig, kind: ControllerKind = "aif", *,
-                 initial: StreamParameters | None = None) -> None:
-        self.space = ParameterSpace.from_config(stream)
+                 initial: StreamParameters | None = None,
+                 grades: tuple[Grade, ...] = tuple(Grade)) -> None:
+        self.space = ParameterSpace.from_config(stream, grades)
         self._monitor = SloMonitor(slo)
         self._lock = threading.Lock()
         self._built: dict[ControllerKind, Controller] = {}
@@ -100,9 +101,13 @@ class ElasticityController:
 
     def set_override(self, *, fps_level: int | None = None, resolution_level: int | None = None,
                      grade: Grade | str | int | None = None) -> ParametersChanged | None:
-        """Pin the given parameters at the operator's levels until :meth:`clear_override`."""
+        """Pin the given parameters at the operator's levels until :meth:`clear_override`.
+
+        A grade without a model of its own pins the grade whose model would serve it.
+        """
         pins = {"fps_level": fps_level, "resolution_level": resolution_level,
-                "grade": None if grade is None else int(Grade.parse(grade))}
+                "grade": None if grade is None else int(self.space.nearest_grade(
+                    Grade.parse(grade)))}
         for name, count in (("fps_level", len(self.space.fps_levels)),
                             ("resolution_level", len(self.space.resolution_levels))):
             level = pins[name]

@@ -32,14 +32,15 @@ class ControlLoop:
     """Drives the stream parameters of a running Engine (``start`` / ``stop`` / ``join``)."""
 
     def __init__(self, slo: SloConfig, stream: StreamConfig, controller: ControllerConfig, *,
+                 grades: tuple[Grade, ...] = tuple(Grade),
                  sample: Callable[[], MetricsSample],
                  apply: Callable[[StreamParameters], None],
                  publish: Callable[[EngineEvent], None]) -> None:
-        space = ParameterSpace.from_config(stream)
+        space = ParameterSpace.from_config(stream, grades)
         # Static until start(): the configured controller is built on the control thread (the
         # AIF agent takes seconds to compile), and the parameters hold meanwhile.
         self.elasticity = ElasticityController(slo, stream, "static",
-                                               initial=space.starting(stream))
+                                               initial=space.starting(stream), grades=grades)
         self.interval_s = controller.interval_s
         self._kind: ControllerKind = controller.kind
         self._sample, self._apply, self._publish = sample, apply, publish

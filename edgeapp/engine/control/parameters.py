@@ -3,6 +3,10 @@
 Levels are indices into the config's lists, which run highest first (``fps_levels[0]`` is the
 source FPS), so level 0 is the best quality; the grade is a :class:`Grade` (LOW / MEDIUM /
 HIGH). A controller moves one level per parameter per decision at most.
+
+The space holds only the grades that have a model of their own: where a grade would be served
+by another grade's model (only YOLO11 n installed, say), moving to it changes nothing but the
+label, so a controller must neither pay for it nor count it as quality.
 """
 
 from __future__ import annotations
@@ -43,51 +47,64 @@ class ParametersChanged:
 
 @dataclass(frozen=True)
 class ParameterSpace:
-    """The FPS and resolution levels of the config, and the three grades."""
+    """The FPS and resolution levels of the config, and the grades that have a model."""
 
     fps_levels: tuple[float, ...]
     resolution_levels: tuple[float, ...]
+    grades: tuple[Grade, ...] = tuple(Grade)  # ascending, at least one
+
+    def __post_init__(self) -> None:
+        if not self.grades:
+            raise ValueError("a parameter space needs at least one grade")
+        object.__setattr__(self, "grades", tuple(sorted(set(self.grades))))
 
     @classmethod
-    def from_config(cls, config: StreamConfig) -> ParameterSpace:
-        """The space of ``config.stream``'s levels."""
-        return cls(tuple(config.fps_levels), tuple(config.resolution_levels))
+    def from_config(cls, config: StreamConfig,
+                    grades: tuple[Grade, ...] = tuple(Grade)) -> ParameterSpace:
+        """The space of ``config``'s levels over ``grades`` (default: all three)."""
+        return cls(tuple(config.fps_levels), tuple(config.resolution_levels), grades)
 
     @property
     def shape(self) -> tuple[int, int, int]:
         """Number of levels of FPS, resolution and grade."""
-        return len(self.fps_levels), len(self.resolution_levels), len(Grade)
+        return len(self.fps_levels), len(self.resolution_levels), len(self.grades)
+
+    def nearest_grade(self, grade: Grade) -> Grade:
+        """The grade of this space that serves ``grade`` (the lower on a tie, as the models'
+        own fallback does)."""
+        return min(self.grades, key=lambda g: (abs(g - grade), g))
 
     def highest(self) -> StreamParameters:
-        """Source FPS, source resolution, HIGH grade."""
-        return StreamParameters(0, 0, Grade.HIGH)
+        """Source FPS, source resolution, the highest grade."""
+        return StreamParameters(0, 0, self.grades[-1])
 
     def lowest(self) -> StreamParameters:
-        """The lowest FPS and resolution levels and the LOW grade."""
+        """The lowest FPS and resolution levels and the lowest grade."""
         return StreamParameters(len(self.fps_levels) - 1, len(self.resolution_levels) - 1,
-                                Grade.LOW)
+                                self.grades[0])
 
     def initial(self, config: StreamConfig) -> StreamParameters:
         """Full FPS and resolution at the config's starting grade."""
-        return replace(self.highest(), grade=Grade.parse(config.grade))
+        return replace(self.highest(), grade=self.nearest_grade(Grade.parse(config.grade)))
 
     def starting(self, config: StreamConfig) -> StreamParameters:
         """Where the Engine starts: the FPS level nearest ``config.start_fps_level``, full
         resolution, the config's grade."""
         fps = min(range(len(self.fps_levels)),
                   key=lambda i: abs(self.fps_levels[i] - config.start_fps_level))
-        return StreamParameters(fps, 0, Grade.parse(config.grade))
+        return StreamParameters(fps, 0, self.nearest_grade(Grade.parse(config.grade)))
 
     def ranks(self, params: StreamParameters) -> tuple[int, int, int]:
         """Quality rank of each parameter, 0 = lowest (the AIF agent's hidden-state indices)."""
         return (len(self.fps_levels) - 1 - params.fps_level,
-                len(self.resolution_levels) - 1 - params.resolution_level, int(params.grade))
+                len(self.resolution_levels) - 1 - params.resolution_level,
+                self.grades.index(self.nearest_grade(params.grade)))
 
     def from_ranks(self, ranks: Sequence[int]) -> StreamParameters:
         """The parameters of quality ranks ``(fps, resolution, grade)``, clamped into range."""
         nf, nr, ng = self.shape
         f, r, g = (min(max(int(x), 0), n - 1) for x, n in zip(ranks, (nf, nr, ng), strict=True))
-        return StreamParameters(nf - 1 - f, nr - 1 - r, Grade(g))
+        return StreamParameters(nf - 1 - f, nr - 1 - r, self.grades[g])
 
     def step(self, params: StreamParameters, steps: Sequence[int]) -> StreamParameters:
         """``params`` moved by one step ``(fps, resolution, grade)`` each, clamped at the ends."""
