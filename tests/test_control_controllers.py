@@ -20,11 +20,11 @@ ADAPTIVE = ["aif", "heuristic"]
 
 def drive(control: ElasticityController, capacity: Callable[[int], float],
           steps: int) -> list[StreamParameters]:
-    """Feed ``steps`` samples from a plant whose frame latency is 500 ms x work / capacity."""
+    """Feed ``steps`` samples from a plant whose frame latency is 1000 ms x work / capacity."""
     seen = []
     for t in range(steps):
         load = control.space.relative_compute(control.parameters) / capacity(t)
-        control.step(MetricsSample(frame_latency_p95_ms=500.0 * load))
+        control.step(MetricsSample(frame_latency_p95_ms=1000.0 * load))
         seen.append(control.parameters)
     return seen
 
@@ -67,7 +67,7 @@ def test_aif_waits_for_a_step_up_to_settle_before_the_next() -> None:
 def test_aif_is_calm_on_a_steady_load() -> None:
     control = controller_for("aif", SloConfig(), StreamConfig())
     run = simulate(control, "aif", SCENARIOS["steady"], seed=3)
-    figures = summarise(run, control.space)
+    figures = summarise(run)
     assert figures["changes_per_min"] <= 3, figures
     # and it sits mostly at the best setting the capacity allows, not at the bottom
     assert figures["quality"] >= 0.8, figures
@@ -75,7 +75,7 @@ def test_aif_is_calm_on_a_steady_load() -> None:
 
 def test_aif_learns_which_settings_keep_the_slos() -> None:
     control = controller_for("aif", SloConfig(), StreamConfig())
-    simulate(control, "aif", SCENARIOS["capacity_drop"], seed=1)
+    simulate(control, "aif", SCENARIOS["demand_rise"], seed=1)  # ends with twice the stations
     from edgeapp.engine.control.aif import AifController  # JAX: imported only when needed
 
     agent = control.controller
@@ -85,10 +85,10 @@ def test_aif_learns_which_settings_keep_the_slos() -> None:
     top, low = space.ranks(space.highest()), space.ranks(space.lowest())
     bad_at_top = 1.0 - likelihood[(0, *top)]
     bad_at_low = 1.0 - likelihood[(0, *low)]
-    assert bad_at_top > 0.05 > 0.001 > bad_at_low, (bad_at_top, bad_at_low)
+    assert bad_at_top > 0.05 > 0.001 > bad_at_low, (bad_at_top, bad_at_low)  # 0.19, 2.5e-5
     # and it has learnt the pattern, not one setting: the dearest third of the settings is
     # believed far likelier to miss the SLO than the cheapest third
     settings = sorted(space.all(), key=space.relative_compute)
     bad = [1.0 - likelihood[(0, *space.ranks(p))] for p in settings]
     third = len(bad) // 3
-    assert np.mean(bad[-third:]) > 10 * np.mean(bad[:third]), bad
+    assert np.mean(bad[-third:]) > 100 * np.mean(bad[:third]), bad

@@ -11,7 +11,7 @@ from edgeapp.engine.control.slo import MetricsSample, Slo, SloChanged, SloState
 from edgeapp.engine.vision.grades import Grade
 from edgeapp.errors import InputError
 
-OVERLOADED = MetricsSample(frame_latency_p95_ms=900.0)
+OVERLOADED = MetricsSample(frame_latency_p95_ms=1800.0)
 CALM = MetricsSample(frame_latency_p95_ms=50.0)
 
 
@@ -56,7 +56,7 @@ def test_override_moves_the_parameters_and_says_who() -> None:
 def test_controller_events_carry_source_and_reason() -> None:
     control = ElasticityController(SloConfig(), StreamConfig(), "heuristic")
     events = steps(control, OVERLOADED, 5)
-    assert SloChanged(Slo.FRAME_LATENCY, SloState.OK, SloState.CRITICAL, 900.0, 500.0) in events
+    assert SloChanged(Slo.FRAME_LATENCY, SloState.OK, SloState.CRITICAL, 1800.0, 1000.0) in events
     changes = [e for e in events if isinstance(e, ParametersChanged)]
     assert changes and all(e.source == "controller" for e in changes)
     assert "CRITICAL" in changes[0].reason and "fps down" in changes[0].reason

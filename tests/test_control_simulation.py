@@ -85,7 +85,8 @@ def test_benchmark_figures_of_the_static_ends() -> None:
     top, bottom = rows
     assert (top["controller"], top["scenario"]) == ("static-max", "capacity_drop")
     assert top["quality"] == 1.0 and top["slo_fulfilment"] < 0.5
-    assert top["changes_per_min"] == 0 and top["recovery_s"] is None, "never recovers"
+    assert top["changes_per_min"] == 0
+    assert top["recovery_s"] > 300, "it recovers only once the worker is back (t = 600 s)"
     assert bottom["quality"] == 0.0 and bottom["slo_fulfilment"] == 1.0
     assert bottom["recovery_s"] == 0
     assert set(top) == {"controller", "scenario", "slo_fulfilment", "quality",

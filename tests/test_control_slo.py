@@ -46,7 +46,7 @@ def test_thresholds_come_from_the_config() -> None:
                    Slo.MEMORY: (WARNING, 50.0),  # 30 >= 50 * (1 - 0.5)
                    Slo.FRAME_LATENCY: (WARNING, 100.0),
                    Slo.ORDER_LATENCY: (OK, 2.0)}
-    # The same sample under the defaults (90 %, 500 ms, 5 s, 2 x fps, 20 %) is all OK but
+    # The same sample under the defaults (90 %, 1000 ms, 5 s, 2 x fps, 20 %) is all OK but
     # the queue: 11 frames against a limit of 20 is OK too.
     default = SloMonitor(SloConfig())
     default.update(sample)
@@ -66,14 +66,14 @@ def test_queue_limit_follows_the_summed_fps() -> None:
 
 def test_an_event_only_when_a_state_changes() -> None:
     monitor = SloMonitor(SloConfig())
-    slow = MetricsSample(frame_latency_p95_ms=650.0)
-    assert monitor.update(slow) == [SloChanged(Slo.FRAME_LATENCY, OK, CRITICAL, 650.0, 500.0)]
-    assert monitor.update(MetricsSample(frame_latency_p95_ms=700.0)) == []
-    assert monitor.update(MetricsSample(frame_latency_p95_ms=420.0)) == [
-        SloChanged(Slo.FRAME_LATENCY, CRITICAL, WARNING, 420.0, 500.0)]
+    slow = MetricsSample(frame_latency_p95_ms=1300.0)
+    assert monitor.update(slow) == [SloChanged(Slo.FRAME_LATENCY, OK, CRITICAL, 1300.0, 1000.0)]
+    assert monitor.update(MetricsSample(frame_latency_p95_ms=1400.0)) == []
+    assert monitor.update(MetricsSample(frame_latency_p95_ms=840.0)) == [
+        SloChanged(Slo.FRAME_LATENCY, CRITICAL, WARNING, 840.0, 1000.0)]
     # Not measured this time (no frame, no order ended): the last state holds, no event,
     # and the controllers get no evidence from it
     assert monitor.update(MetricsSample()) == []
     (held,) = [s for s in monitor.status if s.slo is Slo.FRAME_LATENCY]
-    assert (held.state, held.value, held.fresh) == (WARNING, 420.0, False)
+    assert (held.state, held.value, held.fresh) == (WARNING, 840.0, False)
     assert Slo.FRAME_LATENCY not in monitor.measured

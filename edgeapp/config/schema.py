@@ -160,7 +160,10 @@ class SloConfig:
     """Service-level objectives the controller keeps."""
 
     memory_percent: float = setting(90.0, "memory use limit in percent", gt=0, le=100)
-    frame_latency_ms: float = setting(500.0, "capture-to-detections limit in milliseconds",
+    # 1 s: at full throughput the workers' in-flight window alone holds frames ~0.5 s (bench
+    # pipeline p95), so a 500 ms budget would call the pipeline's best throughput CRITICAL;
+    # still half the queue SLO's 2 s of frames.
+    frame_latency_ms: float = setting(1000.0, "capture-to-detections limit in milliseconds",
                                       gt=0, le=600_000)
     order_latency_s: float = setting(5.0, "order-end-to-verdict limit in seconds", gt=0,
                                      le=3600)

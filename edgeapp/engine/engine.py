@@ -20,7 +20,7 @@ import numpy as np
 
 from edgeapp.config import Config, StationConfig
 from edgeapp.engine.control.loop import ControlLoop
-from edgeapp.engine.control.parameters import StreamParameters
+from edgeapp.engine.control.parameters import ParameterSpace, StreamParameters
 from edgeapp.engine.control.slo import MetricsSample
 from edgeapp.engine.distributed.collector import Collector
 from edgeapp.engine.distributed.local_workers import LocalWorkers, sizing_args
@@ -215,6 +215,12 @@ class Engine:
     def latest_frame(self, station: str) -> LatestFrame | None:
         """The newest frame of ``station`` (a copy, from shared memory) with detections."""
         return self._hub.latest_frame(station)
+
+    @property
+    def space(self) -> ParameterSpace:
+        """The levels the parameters move in: the config's FPS and resolution levels and the
+        grades with a model of their own (what the window's sliders offer)."""
+        return self._space
 
     @property
     def parameters(self) -> StreamParameters:

@@ -37,6 +37,7 @@ class Run:
 
     controller: str
     scenario: Scenario
+    space: ParameterSpace  # the levels the parameters are in (the Engine's, on a real run)
     parameters: list[StreamParameters] = field(default_factory=list)  # in force during a step
     states: list[dict[Slo, SloState]] = field(default_factory=list)
     utilisation: list[float] = field(default_factory=list)
@@ -56,7 +57,7 @@ def simulate(control: ElasticityController, name: str, scenario: Scenario, *,
              seed: int = 0) -> Run:
     """Run ``control`` through ``scenario``, one metrics sample per simulated second."""
     sim = Simulator(scenario, control.space, seed=seed)
-    run = Run(name, scenario)
+    run = Run(name, scenario, control.space)
     for _ in range(scenario.duration_s):
         params = control.parameters
         sample = sim.step(params)
@@ -85,8 +86,9 @@ def recovery_s(run: Run) -> float | None:
     return round(statistics.mean(times), 1) if times else None
 
 
-def summarise(run: Run, space: ParameterSpace) -> dict[str, Any]:
+def summarise(run: Run) -> dict[str, Any]:
     """The benchmark's figures for one run."""
+    space = run.space
     steps = len(run.parameters)
     changes = sum(a != b for a, b in zip(run.parameters, run.parameters[1:], strict=False))
     times = sorted(run.step_s)
@@ -110,7 +112,7 @@ def bench_controller(scenarios: list[str] | None = None, *, seed: int = 0,
     for name in controllers:
         for scenario in (SCENARIOS[s] for s in scenarios or SCENARIOS):
             control = controller_for(name, slo, stream)
-            rows.append(summarise(simulate(control, name, scenario, seed=seed), control.space))
+            rows.append(summarise(simulate(control, name, scenario, seed=seed)))
     return rows
 
 

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     control = controller_for(args.controller, SloConfig(), StreamConfig())
     run = simulate(control, args.controller, SCENARIOS[args.scenario], seed=args.seed)
-    figures = summarise(run, control.space)
+    figures = summarise(run)
     title = (f"{args.controller} on '{args.scenario}' (seed {args.seed}): SLOs met "
              f"{figures['slo_fulfilment']:.1%} of steps, quality {figures['quality']:.2f}, "
              f"{figures['changes_per_min']} changes/min")

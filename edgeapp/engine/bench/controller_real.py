@@ -30,7 +30,6 @@ from typing import Any
 
 from edgeapp.config import Config, config_from_dict
 from edgeapp.engine.bench.controller import Run, summarise
-from edgeapp.engine.control.parameters import ParameterSpace
 from edgeapp.engine.control.simulator import Phase, Scenario
 from edgeapp.engine.control.slo import Slo, SloState
 from edgeapp.errors import EdgeAppError
@@ -99,7 +98,7 @@ def _wait_ready(engine: Any, timeout_s: float) -> None:
 
 
 def _drive(engine: Any, controller: str, scenario: Scenario, later: Any) -> Run:
-    run = Run(controller, scenario)
+    run = Run(controller, scenario, engine.space)
     disturbed = False
     start = time.monotonic()
     for t in range(scenario.duration_s):
@@ -122,12 +121,11 @@ def bench_controller_real(scenarios: list[str] | None = None, *, duration_s: int
                           controllers: tuple[str, ...] = REAL_CONTROLLERS
                           ) -> list[dict[str, Any]]:
     """Every controller on every real scenario (or the ones named)."""
-    space = ParameterSpace.from_config(real_config(Path("/tmp"), "static").stream)
     table = real_scenarios(duration_s)
     rows = []
     for name in controllers:
         for scenario in (table[s] for s in scenarios or table):
-            row = {**summarise(run_real(name, scenario), space), "real": True,
+            row = {**summarise(run_real(name, scenario)), "real": True,
                    "duration_s": duration_s}
             print(json.dumps(row), file=sys.stderr, flush=True)  # minutes each: progress
             rows.append(row)
