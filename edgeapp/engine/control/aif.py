@@ -13,11 +13,13 @@ Generative model (one pymdp ``Agent``, batch 1, one-step policies):
 - habit ``E``: any change costs a little prior probability, so that near-ties keep the
   current setting (no oscillation on a steady load); moving two parameters at once costs no
   more than one, so a sideways move (fps down, grade up) is as easy as a single step. A
-  parameter the operator pins gets prior 0 for every policy that would move it, and for a
-  few decisions after a step up (``settle``) every policy that raises anything gets prior 0:
-  the metrics lag the setting (a queue fills over seconds), so the agent sees what one step
-  up does before it takes another. Without it, on the real pipeline, an optimistic agent
-  climbed from a third of the FPS to full FPS in three seconds and spent twenty in CRITICAL.
+  parameter the operator pins gets prior 0 for every policy that would move it. The metrics
+  lag the setting (a queue fills, and drains, over seconds), so for ``settle`` decisions after
+  a step up every policy that raises anything gets prior 0, and after a step down every policy
+  but "keep": the agent sees what one step did before it takes another. Without it, on the
+  real pipeline, an optimistic agent climbed from a third of the FPS to full FPS in three
+  seconds, then stepped down once a second while the backlog drained, far below what the
+  machine could carry.
 
 Policy inference is pymdp's (``infer_states`` then ``infer_policies`` and a deterministic
 ``sample_action``), jitted and run once when the first controller of a model is built, so
@@ -75,9 +77,11 @@ Inference = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
 
 
 @functools.lru_cache(maxsize=4)
-def policy_inference(shape: tuple[int, int, int], prefs: Preferences) -> Inference:
+def policy_inference(shape: tuple[int, int, int],
+                     prefs: Preferences) -> tuple[Inference, np.ndarray]:
     """pymdp's state and policy inference for this model, jitted and run once (cached, so a
-    second controller of the same model starts at once)."""
+    second controller of the same model starts at once), and each policy's step per factor
+    (-1 / 0 / +1, ``[policy, factor]``) for the mask of allowed policies it takes."""
     n_slo = len(Slo)
     levels = [jnp.eye(n, dtype=jnp.float32) for n in shape]
     uniform = [jnp.full((len(SloState), *shape), 1 / len(SloState)) for _ in range(n_slo)]
@@ -90,16 +94,10 @@ def policy_inference(shape: tuple[int, int, int], prefs: Preferences) -> Inferen
     moves = np.asarray(agent.policies.policy_arr)[:, 0, :] != 1  # [policy, factor]
     habit = jnp.asarray(np.exp(-prefs.change_cost * moves.any(axis=1)))
 
-    raises = np.asarray(agent.policies.policy_arr)[:, 0, :].max(axis=1) == 2  # [policy]
-
     @jax.jit
     def infer(a_slo: jax.Array, ranks: jax.Array, slo_obs: jax.Array,
-              pinned: jax.Array, may_raise: jax.Array) -> tuple[jax.Array, jax.Array]:
-        # A factor the operator pins gets no policy that moves it: prior probability 0; so
-        # does every policy that raises while the last step up settles.
-        allowed = ~(jnp.asarray(moves) & pinned[None, :]).any(axis=1)
-        allowed &= may_raise | ~jnp.asarray(raises)
-        prior = habit * allowed
+              allowed: jax.Array) -> tuple[jax.Array, jax.Array]:
+        prior = habit * allowed  # a policy not allowed now has prior probability 0
         model = eqx.tree_at(lambda a: (a.A, a.E), agent, (
             [a[None] for a in levels] + [a_slo[m][None] for m in range(n_slo)],
             (prior / prior.sum())[None]))
@@ -110,8 +108,8 @@ def policy_inference(shape: tuple[int, int, int], prefs: Preferences) -> Inferen
 
     # Compile and run once now: the first real decision must not wait for XLA.
     infer(np.stack(uniform), np.zeros(3, np.int32), np.zeros(n_slo, np.int32),
-          np.zeros(3, bool), np.bool_(True))[0].block_until_ready()
-    return infer  # type: ignore[no-any-return]
+          np.ones(len(moves), bool))[0].block_until_ready()
+    return infer, np.asarray(agent.policies.policy_arr)[:, 0, :] - 1
 
 
 class AifController:
@@ -122,16 +120,17 @@ class AifController:
     def __init__(self, space: ParameterSpace, *, prefs: Preferences | None = None,
                  likelihood: SloLikelihood | None = None, settle: int = 3) -> None:
         self.space = space
-        self.settle = settle  # decisions after a step up before the next step up
+        self.settle = settle  # decisions a step up / down is left to show its effect
         self.likelihood = likelihood or SloLikelihood(space, len(Slo))
         # Decisions after a step down during which an SLO's bad state is the old setting's:
         # about how far back its metric looks (an order ending now had frames queued ~10 s ago).
         self.lags = [LAGS[slo] for slo in Slo]
-        self._infer = policy_inference(space.shape, prefs or Preferences())
+        self._infer, self._steps = policy_inference(space.shape, prefs or Preferences())
         self._last: tuple[int, int, int] | None = None
         self._before: tuple[int, int, int] | None = None  # the dearer setting just left
         self._since_down = 0  # decisions since then
         self._since_up = settle  # decisions since the last step up
+        self._since_cut = settle  # decisions since the last step to less work
     def decide(self, slo: SloStates, current: StreamParameters,
                pinned: frozenset[str] = frozenset()) -> Decision:
         """Learn from the SLO states seen under ``current``, then infer the next parameters."""
@@ -140,19 +139,32 @@ class AifController:
         self._learn(ranks, states)
         action, _ = self._infer(self.likelihood.expected(), np.asarray(ranks, np.int32),
                                 np.asarray([s or SloState.OK for s in states], np.int32),
-                                np.asarray([f in pinned for f in FIELDS]),
-                                np.bool_(self._since_up >= self.settle))
+                                self._allowed(pinned))
         steps = [int(a) - 1 for a in np.asarray(action)]
         moved = self.space.step(current, steps)
         self._since_up += 1
+        self._since_cut += 1
         if moved == current:
             return Decision(current, "keep")
         if any(a > b for a, b in zip(self.space.ranks(moved), ranks, strict=True)):
             self._since_up = 0
+        if self.space.relative_compute(moved) < self.space.relative_compute(current):
+            self._since_cut = 0
         words = [f"{name} {'up' if s > 0 else 'down'}"
                  for name, s, a, b in zip(_NAMES, steps, self.space.ranks(moved), ranks,
                                           strict=True) if a != b]
         return Decision(moved, "expected free energy: " + ", ".join(words))
+
+    def _allowed(self, pinned: frozenset[str]) -> np.ndarray:
+        """Which policies may be chosen now: none that moves a pinned field; while a step
+        settles none that raises (after a step up) or moves at all (after a cut)."""
+        moves = self._steps != 0
+        allowed = ~(moves & np.asarray([f in pinned for f in FIELDS])[None, :]).any(axis=1)
+        if self._since_up < self.settle:
+            allowed &= ~(self._steps > 0).any(axis=1)
+        if self._since_cut < self.settle:
+            allowed &= ~moves.any(axis=1)
+        return allowed
 
     def _learn(self, ranks: tuple[int, int, int], states: list[SloState | None]) -> None:
         """Count each SLO's state for the setting that caused it."""
