@@ -131,6 +131,7 @@ class AifController:
         self._since_down = 0  # decisions since then
         self._since_up = settle  # decisions since the last step up
         self._since_cut = settle  # decisions since the last step to less work
+
     def decide(self, slo: SloStates, current: StreamParameters,
                pinned: frozenset[str] = frozenset()) -> Decision:
         """Learn from the SLO states seen under ``current``, then infer the next parameters."""
