@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -91,3 +93,15 @@ def test_benchmark_figures_of_the_static_ends() -> None:
     assert bottom["recovery_s"] == 0
     assert set(top) == {"controller", "scenario", "slo_fulfilment", "quality",
                         "changes_per_min", "recovery_s", "step_ms_p99"}
+
+
+def test_the_bench_command_runs_one_controller_and_refuses_what_real_cannot_run(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from edgeapp.cli import main
+
+    assert main(["bench", "controller", "--json", "--controller", "heuristic",
+                 "--scenario", "steady"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["controller"], row["scenario"]) == ("heuristic", "steady")
+    assert main(["bench", "controller", "--real", "--controller", "static-min"]) == 64
+    assert "--real runs aif, heuristic, static-max" in capsys.readouterr().err

@@ -120,6 +120,8 @@ def add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
     """CLI options of ``edgeapp bench controller``."""
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default=None,
                         help="one scenario (default: all)")
+    parser.add_argument("--controller", choices=CONTROLLERS, default=None,
+                        help="one controller (default: all; --real has no static-min)")
     parser.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
     parser.add_argument("--real", action="store_true",
                         help="run the demo's real pipeline instead of the simulator (minutes)")
@@ -129,13 +131,18 @@ def add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
 
 def run_controller_bench(args) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     """``edgeapp bench controller``."""
+    from edgeapp.errors import UsageError
+
     scenarios = [args.scenario] if args.scenario else None
     if args.real:
-        from edgeapp.engine.bench.controller_real import bench_controller_real
+        from edgeapp.engine.bench.controller_real import REAL_CONTROLLERS, bench_controller_real
 
         if args.duration < 6:
-            from edgeapp.errors import UsageError
-
             raise UsageError(f"--duration must be at least 6 s, got {args.duration}")
-        return bench_controller_real(scenarios, duration_s=args.duration)
-    return bench_controller(scenarios, seed=args.seed)
+        if args.controller and args.controller not in REAL_CONTROLLERS:
+            raise UsageError(f"--controller {args.controller}: --real runs "
+                             f"{', '.join(REAL_CONTROLLERS)}")
+        return bench_controller_real(scenarios, duration_s=args.duration, controllers=(
+            (args.controller,) if args.controller else REAL_CONTROLLERS))
+    return bench_controller(scenarios, seed=args.seed, controllers=(
+        (args.controller,) if args.controller else CONTROLLERS))
