@@ -55,12 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="started by the engine: ignore SIGINT; leave when the engine is gone")
 
 
-#: Set by the engine for its local workers: its own pid, which they outlive by seconds only.
-ENGINE_PID_ENV = "EDGEAPP_ENGINE_PID"
-
-
 def run(args: argparse.Namespace) -> int:
     """Run a worker until END, a signal or a fatal error; return its exit code."""
+    from edgeapp.engine.distributed.local_workers import ENGINE_PID_ENV
     from edgeapp.engine.distributed.processor import noop_factory
     from edgeapp.engine.distributed.worker import Worker, WorkerExit
     from edgeapp.errors import ConfigError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeapp.config import Config
 from edgeapp.engine.distributed import keys as keymod
@@ -11,28 +12,34 @@ from edgeapp.engine.distributed.settings import ProducerSettings
 from edgeapp.engine.orders.catalog import TICKET_CLASS, Catalog
 from edgeapp.engine.vision.grades import Grade, LoadingMode
 
+if TYPE_CHECKING:  # the model registry is imported when first needed
+    from edgeapp.engine.vision.models import GradeMap
+
 __all__ = ["input_size_for", "make_producer_settings", "model_grades", "ticket_class_of",
            "worker_keys"]
 
 LOCAL_WORKER_KEYS = "engine-local"
 
 
-@functools.lru_cache(maxsize=16)
-def _model(models_path: str, grade: str) -> tuple[int, tuple[str, ...]]:
-    """(input size, class names) of the model that serves ``grade``."""
+@functools.lru_cache(maxsize=4)
+def _grade_map(models_path: str) -> GradeMap:
+    """Which installed model serves each grade (the model folders are read once)."""
     from edgeapp.engine.vision.models import installed_models, resolve_grades
 
-    info = resolve_grades(installed_models([models_path])).models[Grade.parse(grade)]
+    return resolve_grades(installed_models([models_path]))
+
+
+def _model(models_path: str, grade: str) -> tuple[int, tuple[str, ...]]:
+    """(input size, class names) of the model that serves ``grade``."""
+    info = _grade_map(models_path).models[Grade.parse(grade)]
     return info.input_size, info.classes
 
 
 def model_grades(config: Config) -> tuple[Grade, ...]:
     """The grades with a model of their own; the controller moves between these only (with
     just YOLO11 n installed, every grade would run n)."""
-    from edgeapp.engine.vision.models import installed_models, resolve_grades
-
-    grades = resolve_grades(installed_models([str(config.models.path)]))
-    own = tuple(g for g in Grade if g not in grades.fallbacks)
+    fallbacks = _grade_map(str(config.models.path)).fallbacks
+    own = tuple(g for g in Grade if g not in fallbacks)
     return own or (Grade.parse(config.stream.grade),)
 
 

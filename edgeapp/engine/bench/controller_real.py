@@ -35,7 +35,6 @@ from edgeapp.engine.control.slo import Slo, SloState
 from edgeapp.errors import EdgeAppError
 
 REAL_CONTROLLERS = ("aif", "heuristic", "static-max")
-_STATIC_MAX = {"fps": 0, "resolution": 0, "grade": "high"}
 
 
 def real_scenarios(duration_s: int) -> dict[str, Scenario]:
@@ -77,7 +76,7 @@ def run_real(controller: str, scenario: Scenario, *, start_timeout_s: float = 12
         engine.start()
         try:
             if controller == "static-max":
-                engine.set_override(**_STATIC_MAX)
+                engine.set_override(fps=0, resolution=0, grade="high")
             _wait_ready(engine, start_timeout_s)
             return _drive(engine, controller, scenario, later)
         finally:

@@ -31,8 +31,8 @@ class ElasticityController:
 
     def __init__(self, slo: SloConfig, stream: StreamConfig, kind: ControllerKind = "aif", *,
                  initial: StreamParameters | None = None,
-                 grades: tuple[Grade, ...] = tuple(Grade)) -> None:
-        self.space = ParameterSpace.from_config(stream, grades)
+                 space: ParameterSpace | None = None) -> None:
+        self.space = space or ParameterSpace.from_config(stream)
         self._monitor = SloMonitor(slo)
         self._lock = threading.Lock()
         self._built: dict[ControllerKind, Controller] = {}

@@ -40,7 +40,7 @@ class ControlLoop:
         # Static until start(): the configured controller is built on the control thread (the
         # AIF agent takes seconds to compile), and the parameters hold meanwhile.
         self.elasticity = ElasticityController(slo, stream, "static",
-                                               initial=space.starting(stream), grades=grades)
+                                               initial=space.starting(stream), space=space)
         self.interval_s = controller.interval_s
         self._kind: ControllerKind = controller.kind
         self._sample, self._apply, self._publish = sample, apply, publish

@@ -23,6 +23,10 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+#: Set for the engine's local workers: the engine's pid, which they outlive by seconds only
+#: (``edgeapp --worker --child`` leaves when that process is gone, even after kill -9).
+ENGINE_PID_ENV = "EDGEAPP_ENGINE_PID"
+
 
 @dataclass(frozen=True)
 class WorkerExited:
@@ -153,7 +157,7 @@ def _child_env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[3])
     path = os.environ.get("PYTHONPATH", "")
     return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else ""),
-            "EDGEAPP_ENGINE_PID": str(os.getpid())}  # worker_cmd.ENGINE_PID_ENV
+            ENGINE_PID_ENV: str(os.getpid())}
 
 
 def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
