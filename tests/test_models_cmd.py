@@ -124,3 +124,13 @@ def test_write_card_adds_the_result_once(tmp_path):
     text = (tmp_path / "MODEL_CARD.md").read_text()
     assert text.startswith("# m — grade LOW") and text.count("## Verify") == 1
     assert "**iou_mean**: 0.98" in text
+
+
+def test_training_time_of_a_resumed_run_adds_both_stretches(tmp_path):
+    from edgeapp.training.train import _train_minutes
+
+    # ultralytics writes elapsed seconds per epoch; a resumed run starts its clock again
+    (tmp_path / "results.csv").write_text(
+        "epoch,time,loss\n1,600,2.0\n2,1200,1.5\n3,500,1.2\n4,1100,1.0\n")
+    assert _train_minutes(tmp_path) == round((1200 + 1100) / 60, 1)
+    assert _train_minutes(tmp_path / "missing") is None

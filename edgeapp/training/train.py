@@ -128,12 +128,15 @@ def ship_grade(
 
 
 def _train_minutes(run: Path) -> float | None:
-    """Training time recorded by ultralytics in the run's results.csv (seconds, last row)."""
+    """Training time recorded by ultralytics in the run's results.csv (elapsed seconds per
+    epoch); a resumed run starts its clock again, so each stretch's last time is added."""
     try:
-        last = (run / "results.csv").read_text().strip().splitlines()[-1]
-        return round(float(last.split(",")[1]) / 60, 1)
+        rows = (run / "results.csv").read_text().strip().splitlines()[1:]
+        times = [float(row.split(",")[1]) for row in rows]
     except (OSError, IndexError, ValueError):
         return None
+    stretches = [t for t, after in zip(times, times[1:], strict=False) if after < t]
+    return round((sum(stretches) + times[-1]) / 60, 1) if times else None
 
 
 def _train_images(data: Path) -> int | None:
