@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import zmq
+from distributed_helpers import RecordingProcessor, pipeline, wait_until
 
 from edgeapp.engine.distributed import protocol as p
 from edgeapp.engine.distributed.collector import DetectionResult
@@ -17,7 +18,6 @@ from edgeapp.engine.distributed.video_output import VideoOutput
 from edgeapp.engine.distributed.worker import WorkerExit
 from edgeapp.engine.distributed.workers import WorkerJoined, WorkerLeft
 from edgeapp.errors import InputError
-from tests.distributed_helpers import RecordingProcessor, pipeline, wait_until
 
 STREAMS = ["cam-1", "cam-2", "cam-3"]
 

@@ -13,6 +13,7 @@ import psutil
 import pytest
 import zmq
 import zmq.auth
+from distributed_helpers import pipeline, wait_until
 
 from edgeapp.engine.distributed import keys
 from edgeapp.engine.distributed import protocol as p
@@ -21,7 +22,6 @@ from edgeapp.engine.distributed.processor import NoopProcessor, noop_factory
 from edgeapp.engine.distributed.producer import Producer
 from edgeapp.engine.distributed.worker import Worker, WorkerExit
 from edgeapp.errors import SecurityError
-from tests.distributed_helpers import pipeline, wait_until
 
 STREAMS = ["cam-1", "cam-2", "cam-3"]
 

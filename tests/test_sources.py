@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from source_helpers import Recorder, drain, no_leaked_threads, wait_for
 
 from edgeapp.engine.sources import (
     FileSource,
@@ -24,11 +25,6 @@ from edgeapp.engine.sources import (
     probe_video,
 )
 from edgeapp.errors import SourceError
-
-try:  # tests/ is a rootdir folder on sys.path today; a package if it gets an __init__.py
-    from source_helpers import Recorder, drain, no_leaked_threads, wait_for
-except ImportError:  # pragma: no cover
-    from tests.source_helpers import Recorder, drain, no_leaked_threads, wait_for
 
 S = SourceState
 

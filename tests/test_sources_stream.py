@@ -7,15 +7,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from mjpeg_server import MjpegServer, free_port
+from source_helpers import Recorder, no_leaked_threads, wait_for
 
 from edgeapp.engine.sources import SourceState, StreamSource, open_source
-
-try:  # tests/ is a rootdir folder on sys.path today; a package if it gets an __init__.py
-    from mjpeg_server import MjpegServer, free_port
-    from source_helpers import Recorder, no_leaked_threads, wait_for
-except ImportError:  # pragma: no cover
-    from tests.mjpeg_server import MjpegServer, free_port
-    from tests.source_helpers import Recorder, no_leaked_threads, wait_for
 
 S = SourceState
 

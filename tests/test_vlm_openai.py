@@ -8,17 +8,13 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
+from ovms_server import OvmsServer, decode_images, image_urls, prompt_text
 
 from edgeapp.engine.orders.catalog import Catalog, load_catalog
 from edgeapp.engine.vlm.batcher import VlmBatcher
 from edgeapp.engine.vlm.openai_backend import OpenAiBackend
 from edgeapp.engine.vlm.prompt import parse_answer
 from edgeapp.engine.vlm.request import VlmAnswer, VlmRequest
-
-try:  # tests/ is a rootdir folder on sys.path today; a package if it gets an __init__.py
-    from ovms_server import OvmsServer, decode_images, image_urls, prompt_text
-except ImportError:  # pragma: no cover
-    from tests.ovms_server import OvmsServer, decode_images, image_urls, prompt_text
 
 ORDER_ID = "102"  # juice x 2, fries x 2, water x 2 in the demo catalogue
 
