@@ -17,6 +17,8 @@ from edgeapp.engine.control.slo import MetricsSample, Slo
 
 ADAPTIVE = ["aif", "heuristic"]
 
+TOP = StreamConfig(grade="high")  # the controllers start at the top of every level
+
 
 def drive(control: ElasticityController, capacity: Callable[[int], float],
           steps: int) -> list[StreamParameters]:
@@ -31,7 +33,7 @@ def drive(control: ElasticityController, capacity: Callable[[int], float],
 
 @pytest.mark.parametrize("kind", ADAPTIVE)
 def test_sustained_critical_steps_down_to_the_lowest(kind: str) -> None:
-    control = ElasticityController(SloConfig(), StreamConfig(), kind)  # type: ignore[arg-type]
+    control = ElasticityController(SloConfig(), TOP, kind)  # type: ignore[arg-type]
     assert control.parameters == control.space.highest()
     seen = drive(control, lambda t: 0.01, 60)  # everything overloads
     assert control.at_lowest, f"{kind} ended at {control.parameters}"
@@ -42,7 +44,7 @@ def test_sustained_critical_steps_down_to_the_lowest(kind: str) -> None:
 @pytest.mark.parametrize("kind", ADAPTIVE)
 def test_steps_back_up_when_the_load_falls(kind: str) -> None:
     # Given a load only the cheapest settings can carry, then capacity for all of them
-    control = ElasticityController(SloConfig(), StreamConfig(), kind)  # type: ignore[arg-type]
+    control = ElasticityController(SloConfig(), TOP, kind)  # type: ignore[arg-type]
     seen = drive(control, lambda t: 0.6 if t < 200 else 20.0, 800)
     space = control.space
     # When the load falls, then quality comes back up to the top
@@ -52,7 +54,7 @@ def test_steps_back_up_when_the_load_falls(kind: str) -> None:
 
 def test_aif_waits_for_a_step_up_to_settle_before_the_next() -> None:
     # Given the AIF controller at the lowest settings with room for everything
-    control = ElasticityController(SloConfig(), StreamConfig(), "aif",
+    control = ElasticityController(SloConfig(), TOP, "aif",
                                    initial=ParameterSpace.from_config(StreamConfig()).lowest())
     seen = [control.parameters, *drive(control, lambda t: 1000.0, 40)]
     # Then it climbs to the top, but never raises on two decisions less than 3 apart

@@ -14,6 +14,8 @@ from edgeapp.errors import InputError
 OVERLOADED = MetricsSample(frame_latency_p95_ms=1800.0)
 CALM = MetricsSample(frame_latency_p95_ms=50.0)
 
+TOP = StreamConfig(grade="high")  # the controllers start at the top of every level
+
 
 def steps(control: ElasticityController, sample: MetricsSample, n: int) -> list[object]:
     return [event for _ in range(n) for event in control.step(sample)]
@@ -21,7 +23,7 @@ def steps(control: ElasticityController, sample: MetricsSample, n: int) -> list[
 
 @pytest.mark.parametrize("kind", ["aif", "heuristic"])
 def test_override_holds_under_critical_and_is_released(kind: str) -> None:
-    control = ElasticityController(SloConfig(), StreamConfig(), kind)  # type: ignore[arg-type]
+    control = ElasticityController(SloConfig(), TOP, kind)  # type: ignore[arg-type]
     # Given the operator pins full FPS and the HIGH grade
     event = control.set_override(fps_level=0, grade="high")
     assert event is None, "already there: nothing changes"
@@ -42,7 +44,7 @@ def test_override_holds_under_critical_and_is_released(kind: str) -> None:
 
 
 def test_override_moves_the_parameters_and_says_who() -> None:
-    control = ElasticityController(SloConfig(), StreamConfig(), "heuristic")
+    control = ElasticityController(SloConfig(), TOP, "heuristic")
     event = control.set_override(resolution_level=2, grade=Grade.LOW)
     assert isinstance(event, ParametersChanged)
     assert event.source == "operator" and event.reason == "operator override"
@@ -54,7 +56,7 @@ def test_override_moves_the_parameters_and_says_who() -> None:
 
 
 def test_controller_events_carry_source_and_reason() -> None:
-    control = ElasticityController(SloConfig(), StreamConfig(), "heuristic")
+    control = ElasticityController(SloConfig(), TOP, "heuristic")
     events = steps(control, OVERLOADED, 5)
     assert SloChanged(Slo.FRAME_LATENCY, SloState.OK, SloState.CRITICAL, 1800.0, 1000.0) in events
     changes = [e for e in events if isinstance(e, ParametersChanged)]
@@ -63,7 +65,7 @@ def test_controller_events_carry_source_and_reason() -> None:
 
 
 def test_bad_override_levels_are_refused() -> None:
-    control = ElasticityController(SloConfig(), StreamConfig(), "static")
+    control = ElasticityController(SloConfig(), TOP, "static")
     with pytest.raises(InputError, match="fps_level"):
         control.set_override(fps_level=4)
     with pytest.raises(InputError, match="grade"):
@@ -72,7 +74,7 @@ def test_bad_override_levels_are_refused() -> None:
 
 
 def test_switching_controllers_keeps_what_the_aif_learnt() -> None:
-    control = ElasticityController(SloConfig(), StreamConfig(), "aif")
+    control = ElasticityController(SloConfig(), TOP, "aif")
     steps(control, OVERLOADED, 10)
     from edgeapp.engine.control.aif import AifController  # JAX: imported only when needed
 

@@ -84,7 +84,8 @@ class StreamConfig:
         "of fps_levels); the demo's 4 cameras at full 15 FPS overload a 2-core machine",
         gt=0, le=1)
     grade: Literal["low", "medium", "high"] = setting(
-        "high", "starting model grade (YOLO11 n / s / m)")
+        "low", "starting model grade (YOLO11 n / s / m); the controller raises it when there "
+        "is room (the demo's 4 cameras at MEDIUM overload a 2-core machine from the start)")
 
 
 @dataclass(frozen=True)
