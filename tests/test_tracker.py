@@ -112,19 +112,21 @@ def test_flush_ends_an_order_in_flight_with_the_reason():
     assert tracker.flush(1.1, "again") is None
 
 
-def _cand(seq: int, classes: list[int], shade: int) -> CandidateFrame:
-    img = np.full((36, 64, 3), shade, np.uint8)
+def _cand(seq: int, classes: list[int], spot: int, still_s: float = 1.0) -> CandidateFrame:
+    """A frame whose picture is told apart by where a white square sits (``spot``)."""
+    img = np.full((36, 64, 3), 40, np.uint8)
+    img[10:20, spot:spot + 10] = 230
     dets = np.array([[0, 0, 4, 4, 0.9, c] for c in classes], np.float32).reshape(-1, 6)
-    return CandidateFrame(seq, seq / 15, img, dets, thumbnail(img))
+    return CandidateFrame(seq, seq / 15, img, dets, thumbnail(img), still_s)
 
 
 def test_selector_covers_every_class_and_skips_near_duplicates():
     frames = [
-        _cand(1, [0, 0, 1], 10),
-        _cand(2, [0, 0, 1], 10),  # same picture as 1
-        _cand(3, [2], 90),  # the only frame with class 2
-        _cand(4, [0, 1], 160),
-        _cand(5, [12], 200),  # ticket only: never evidence of items
+        _cand(1, [0, 0, 1], 0),
+        _cand(2, [0, 0, 1], 0),  # same picture as 1
+        _cand(3, [2], 20),  # the only frame with class 2
+        _cand(4, [0, 1], 40),
+        _cand(5, [12], 50),  # ticket only: evidence only after every frame with items
     ]
     picked = select_frames(frames, k=3, ticket_class=12)
     seqs = [c.seq for c in picked]
@@ -132,4 +134,45 @@ def test_selector_covers_every_class_and_skips_near_duplicates():
     assert not {1, 2} <= set(seqs), "near-duplicates are not both picked"
     assert 5 not in seqs
     assert seqs == sorted(seqs)
-    assert len(select_frames(frames, k=10, ticket_class=12)) == 4
+    four = [c.seq for c in select_frames(frames, k=4, ticket_class=12)]
+    assert four[1:] == [3, 4, 5] and four[0] in (1, 2), \
+        "a new scene, even one without items, before a near-duplicate"
+    assert len(select_frames(frames, k=10, ticket_class=12)) == 5
+
+
+def test_selector_prefers_a_settled_scene_to_a_passing_moment():
+    frames = [
+        _cand(1, [0], 0, still_s=0.8),  # one item, bag settled
+        _cand(2, [0, 1], 10, still_s=1.2),  # both items, bag settled
+        _cand(3, [0, 1, 3], 20, still_s=0.0),  # a hand over the bag, read as a third item
+        _cand(4, [0, 1], 30, still_s=0.1),  # the hand again, leaving
+    ]
+    assert [c.seq for c in select_frames(frames, k=2, ticket_class=12, min_still_s=0.4)] \
+        == [1, 2]
+    assert 3 in [c.seq for c in select_frames(frames, k=2, ticket_class=12)], \
+        "without a stillness demand the frame with the most items leads"
+
+
+def test_tracker_measures_how_long_each_scene_stayed():
+    tracker = OrderTracker("s1", None, ticket_class=12, clear_seconds=0.5)
+    dets = np.array([[0, 0, 5, 5, 0.9, 1]], np.float32)
+    bag = np.full((360, 640, 3), 60, np.uint8)
+    bag[50:300, 200:600] = 200
+    rng = np.random.default_rng(0)
+    seq, segment = 0, None
+    # 1 s settled (a little sensor noise and a brightness change), 0.2 s with a hand
+    # moving over the bag, 0.6 s settled again, then the counter is clear.
+    frames = [np.clip(bag * 1.05 + rng.normal(0, 3, bag.shape), 0, 255) for _ in range(11)]
+    for x in (100, 300, 500):
+        hand = bag.copy()
+        hand[100:360, x - 80:x + 80] = 120
+        frames.append(hand)
+    frames += [bag.copy() for _ in range(7)]
+    for image in frames:
+        tracker.push(seq, seq * 0.1, image.astype(np.uint8), dets)
+        seq += 1
+    while segment is None:
+        segment = tracker.push(seq, seq * 0.1, np.full_like(bag, 60), np.zeros((0, 6), np.float32))
+        seq += 1
+    still = [round(c.still_s, 2) for c in segment.frames]
+    assert still == [1.0] * 11 + [0.0, 0.0, 0.0] + [0.6] * 7

@@ -8,21 +8,40 @@ import cv2
 import numpy as np
 
 
+# A thumbnail cell must move by more than this many grey levels (its frame's mean brought to
+# 128) for two frames to show different scenes. Sensor noise averages out over a cell, and a
+# global brightness change is normalised away; an item put down or a hand moves many cells by
+# tens of levels. On the synthetic camera the same scene never moves a cell by 10.
+SCENE_CHANGE = 12.0
+_THUMB_SIZE = (64, 36)
+
+
 @dataclass(frozen=True)
 class CandidateFrame:
-    """A frame of an order with its detections (``(N, 6)``: x1, y1, x2, y2, score, class)."""
+    """A frame of an order with its detections (``(N, 6)``: x1, y1, x2, y2, score, class).
+
+    ``still_s`` is how long the scene stayed as this frame shows it (0 for a passing moment,
+    such as a hand moving over the bag); the order tracker fills it in when the order ends.
+    """
 
     seq: int
     capture_ts: float
     image: np.ndarray
     detections: np.ndarray
     thumb: np.ndarray = field(compare=False, repr=False)
+    still_s: float = 0.0
 
 
 def thumbnail(image: np.ndarray) -> np.ndarray:
-    """A tiny grey copy used to tell near-duplicate frames apart."""
+    """A small grey copy, brightness-normalised, to tell frames of the same scene apart."""
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    return cv2.resize(grey, (32, 18), interpolation=cv2.INTER_AREA).astype(np.int16)
+    thumb = cv2.resize(grey, _THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+    return thumb * (128.0 / max(float(thumb.mean()), 1.0))
+
+
+def same_scene(a: np.ndarray, b: np.ndarray, threshold: float = SCENE_CHANGE) -> bool:
+    """Whether two thumbnails show the same scene (no cell moved by more than ``threshold``)."""
+    return float(np.abs(a - b).max()) <= threshold
 
 
 def item_counts(detections: np.ndarray, ticket_class: int | None) -> dict[int, int]:
@@ -66,42 +85,40 @@ def select_frames(
     candidates: list[CandidateFrame],
     k: int,
     ticket_class: int | None,
-    duplicate_threshold: float = 2.0,
     min_run_s: float = 0.0,
+    min_still_s: float = 0.0,
 ) -> list[CandidateFrame]:
     """The top-``k`` frames by item detections, covering every detected class, no near-duplicates.
 
-    Greedy: each pick maximises (classes not yet covered, items in the frame, summed score);
-    a frame whose thumbnail is within ``duplicate_threshold`` grey levels (mean absolute
-    difference) of a picked frame is skipped while others remain. With ``min_run_s`` > 0,
-    only steady detections count (:func:`steady_counts`): frames showing more of a class than
-    stayed steady (a hand read as an item) come last, and only steady classes need covering.
+    Greedy: each pick maximises, in this order,
+    - clean: with ``min_run_s`` > 0 only steady detections count (:func:`steady_counts`), and
+      a frame showing more of a class than stayed steady (a hand read as an item) comes last;
+    - still: the scene stayed as shown for at least ``min_still_s`` (no hand moving in it);
+    - new: not the same scene as a frame already picked (see :func:`same_scene`);
+    - the (steady) classes it adds to those covered, its items, their summed score, lateness.
+    A frame where the detector saw no item can still be picked (after those where it saw
+    some): the station's detector runs at the stream's settings, the VLM looks for itself.
     """
     steady = steady_counts(candidates, ticket_class, min_run_s) if min_run_s > 0 else None
     scored = []
     for cand in candidates:
         counts = item_counts(cand.detections, ticket_class)
-        if not counts:
-            continue
         keep = cand.detections[:, 5] != ticket_class if ticket_class is not None else slice(None)
-        scored.append((cand, counts, float(cand.detections[keep, 4].sum())))
-    picked: list[tuple[CandidateFrame, dict[int, int], float]] = []
+        clean = steady is None or all(n <= steady.get(c, 0) for c, n in counts.items())
+        wanted = set(counts) if steady is None else set(counts) & set(steady)
+        scored.append((cand, wanted, clean, sum(counts.values()),
+                       float(cand.detections[keep, 4].sum())))
+    picked: list[CandidateFrame] = []
     covered: set[int] = set()
     while len(picked) < k and scored:
-        def gain(entry: tuple[CandidateFrame, dict[int, int], float],
-                 covered: frozenset[int] = frozenset(covered)) -> tuple:
-            cand, counts, score = entry
-            dup = any(np.abs(cand.thumb - p[0].thumb).mean() < duplicate_threshold
-                      for p in picked)
-            if steady is None:
-                return (not dup, len(set(counts) - covered), sum(counts.values()), score,
-                        cand.seq)
-            clean = all(n <= steady.get(c, 0) for c, n in counts.items())
-            return (clean, not dup, len(set(counts) & set(steady) - covered),
-                    sum(counts.values()), score, cand.seq)
+        def gain(entry: tuple, covered: frozenset[int] = frozenset(covered)) -> tuple:
+            cand, wanted, clean, items, score = entry
+            new = not any(same_scene(cand.thumb, p.thumb) for p in picked)
+            return (clean, cand.still_s >= min_still_s, new, len(wanted - covered), items,
+                    score, cand.seq)
 
         best = max(scored, key=gain)
         scored.remove(best)
-        picked.append(best)
-        covered |= set(best[1])
-    return sorted((p[0] for p in picked), key=lambda c: c.seq)
+        picked.append(best[0])
+        covered |= best[1]
+    return sorted(picked, key=lambda c: c.seq)

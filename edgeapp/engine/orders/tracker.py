@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import deque
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeapp.engine.orders.selector import CandidateFrame, item_counts, thumbnail
+from edgeapp.engine.orders.selector import CandidateFrame, item_counts, same_scene, thumbnail
 
 # reader(image, detections) -> an object with ``order_id`` (str | None), ``confidence`` and
 # ``reason`` (see edgeapp.engine.vision.order_reader.OrderIdRead).
@@ -49,8 +50,13 @@ class OrderTracker:
       so an order's first frames are never lost;
     - the order id is read from the ticket on busy frames that show it, until one read
       succeeds; then it is locked for the order;
-    - the order ends when the counter has been clear for ``clear_seconds``.
-    Candidate frames are bounded: the ``max_candidates`` frames with the most items are kept.
+    - the order ends when the counter has been clear for ``clear_seconds``;
+    - each frame is matched against the scene seen so far (:func:`same_scene`): the frames
+      of an order get ``still_s``, how long their scene lasted, so the selector can prefer a
+      settled bag to one with a hand moving over it.
+    Candidate frames are bounded: the ``max_candidates`` frames with the most items are kept
+    (a busy frame where the detector sees only the ticket is one too: at low settings it
+    misses items the VLM will see).
     """
 
     def __init__(
@@ -87,6 +93,9 @@ class OrderTracker:
         self._attempts = 0
         self._seen = 0
         self._start_ts = self._last_busy_ts = 0.0
+        self._scene: np.ndarray | None = None  # thumbnail of the current scene's first frame
+        self._runs: list[list[float]] = []  # [first, last] capture time of each scene
+        self._run_of: dict[int, int] = {}  # candidate seq -> index of its scene in _runs
 
     @property
     def order_id(self) -> str | None:
@@ -116,16 +125,27 @@ class OrderTracker:
                 self._start_ts = self._pre[0].capture_ts
                 self._seen = len(self._pre)
                 for cand in self._pre:
+                    self._watch(cand.capture_ts, cand.thumb)
                     self._take(cand)
                 self._pre.clear()
             return None
         self._seen += 1
+        thumb = thumbnail(image)
+        self._watch(capture_ts, thumb)
         if present:
-            self._take(CandidateFrame(seq, capture_ts, image, dets, thumbnail(image)))
+            self._take(CandidateFrame(seq, capture_ts, image, dets, thumb))
             return None
         if capture_ts - self._last_busy_ts >= self._clear_s:
             return self._finish(capture_ts, "clear")
         return None
+
+    def _watch(self, capture_ts: float, thumb: np.ndarray) -> None:
+        """Extend the current scene with this frame, or start a new one if it changed."""
+        if self._scene is not None and same_scene(thumb, self._scene):
+            self._runs[-1][1] = capture_ts
+        else:
+            self._scene = thumb
+            self._runs.append([capture_ts, capture_ts])
 
     def _take(self, cand: CandidateFrame) -> None:
         self._last_busy_ts = cand.capture_ts
@@ -142,15 +162,15 @@ class OrderTracker:
             if shows_ticket:
                 self._attempts += 1
         counts = item_counts(cand.detections, self._ticket)
-        if not counts:
-            return
         key = (sum(counts.values()), float(cand.detections[:, 4].sum()), cand.seq)
         self._candidates.append((key, cand))
+        self._run_of[cand.seq] = len(self._runs) - 1
         if len(self._candidates) > self._max_candidates:
             self._candidates.remove(min(self._candidates, key=lambda e: e[0]))
 
     def _finish(self, end_ts: float, ended_by: str) -> OrderSegment:
-        frames = tuple(sorted((c for _, c in self._candidates), key=lambda c: c.seq))
+        frames = tuple(sorted((self._with_still(c) for _, c in self._candidates),
+                              key=lambda c: c.seq))
         segment = OrderSegment(
             self.station_id, self._order_id, self._confidence,
             None if self._order_id else (self._reason or "no ticket read"),
@@ -161,6 +181,10 @@ class OrderTracker:
         self._run = 0
         self._reset()
         return segment
+
+    def _with_still(self, cand: CandidateFrame) -> CandidateFrame:
+        first, last = self._runs[self._run_of[cand.seq]]
+        return dataclasses.replace(cand, still_s=last - first)
 
     def flush(self, end_ts: float, reason: str) -> OrderSegment | None:
         """End the order on the counter now (station stopping or failing), if there is one."""

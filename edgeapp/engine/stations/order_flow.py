@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 # An item in the bag stays put until the bag leaves (the demo pauses >= 1 s before that); a
 # hand that the detector takes for an item passes in under half a second.
 STEADY_S = 0.6
+# A packed bag sits still for a while; a hand putting an item in or reaching for the bag
+# stays less than half a second. Frames of a scene that lasted this long are preferred.
+STILL_S = 0.4
 
 # (order id the camera showed, its right verdict) for a segment, or None for a real camera.
 TruthLookup = Callable[[OrderSegment], "tuple[str, str] | None"]
@@ -78,7 +81,8 @@ class OrderFlow:
         """An order ended: ask the VLM, or judge it at once when it cannot be checked."""
         t0 = time.time()
         frames = select_frames(list(segment.frames), self.settings.top_k_frames,
-                               self.settings.ticket_class, min_run_s=STEADY_S)
+                               self.settings.ticket_class, min_run_s=STEADY_S,
+                               min_still_s=STILL_S)
         timings = {"detect_s": max(0.0, detected_ts - segment.end_ts),
                    "select_s": time.time() - t0}
         truth = self._truth(segment)
