@@ -66,6 +66,26 @@ def test_aif_waits_for_a_step_up_to_settle_before_the_next() -> None:
     assert all(b - a >= 3 for a, b in zip(ups, ups[1:], strict=False)), ups
 
 
+def test_aif_steps_up_only_into_the_compute_that_is_spare() -> None:
+    # Given the AIF at the lowest settings, every SLO OK, with a machine half busy
+    lowest = ParameterSpace.from_config(StreamConfig()).lowest()
+    control = ElasticityController(SloConfig(), TOP, "aif", initial=lowest)
+    space = control.space
+    for _ in range(60):
+        work = space.relative_compute(control.parameters) / space.relative_compute(lowest)
+        control.step(MetricsSample(frame_latency_p95_ms=100.0, utilisation=0.5 * work))
+        # Then it never takes a setting the spare compute cannot carry
+        assert space.relative_compute(control.parameters) / space.relative_compute(lowest) \
+            <= 0.85 / 0.5, control.parameters
+    # but it does climb as far as the spare compute allows
+    assert control.parameters != lowest
+    # And with the machine saturated it stays where it is
+    control = ElasticityController(SloConfig(), TOP, "aif", initial=lowest)
+    for _ in range(30):
+        control.step(MetricsSample(frame_latency_p95_ms=100.0, utilisation=0.98))
+    assert control.parameters == lowest
+
+
 def test_aif_is_calm_on_a_steady_load() -> None:
     control = controller_for("aif", SloConfig(), StreamConfig())
     run = simulate(control, "aif", SCENARIOS["steady"], seed=3)
@@ -87,10 +107,12 @@ def test_aif_learns_which_settings_keep_the_slos() -> None:
     top, low = space.ranks(space.highest()), space.ranks(space.lowest())
     bad_at_top = 1.0 - likelihood[(0, *top)]
     bad_at_low = 1.0 - likelihood[(0, *low)]
-    assert bad_at_top > 0.05 > 0.001 > bad_at_low, (bad_at_top, bad_at_low)  # 0.19, 2.5e-5
+    # Before it learnt anything every setting was believed bad with 1 - 1/1.0025 = 0.0025.
+    # (The utilisation gate keeps it off the dearest settings, so the top is seen less.)
+    assert bad_at_top > 0.005 > 0.0025 > 0.0001 > bad_at_low, (bad_at_top, bad_at_low)
     # and it has learnt the pattern, not one setting: the dearest third of the settings is
-    # believed far likelier to miss the SLO than the cheapest third
+    # believed far likelier to miss the SLO than the cheapest third (38x measured)
     settings = sorted(space.all(), key=space.relative_compute)
     bad = [1.0 - likelihood[(0, *space.ranks(p))] for p in settings]
     third = len(bad) // 3
-    assert np.mean(bad[-third:]) > 100 * np.mean(bad[:third]), bad
+    assert np.mean(bad[-third:]) > 10 * np.mean(bad[:third]), bad

@@ -153,6 +153,17 @@ def test_selector_prefers_a_settled_scene_to_a_passing_moment():
         "without a stillness demand the frame with the most items leads"
 
 
+def test_selector_picks_the_bag_as_it_left_whatever_the_detector_saw_in_it():
+    frames = [
+        _cand(1, [12], 0, still_s=0.9),  # the empty bag
+        _cand(2, [0, 1], 10, still_s=0.7),  # two items in
+        _cand(3, [12, 0], 20, still_s=1.1),  # three in, the detector sees one (low settings)
+        _cand(4, [0, 1, 5], 30, still_s=0.0),  # a hand reaching for the bag
+    ]
+    picked = [c.seq for c in select_frames(frames, k=2, ticket_class=12, min_still_s=0.4)]
+    assert picked == [2, 3]
+
+
 def test_tracker_measures_how_long_each_scene_stayed():
     tracker = OrderTracker("s1", None, ticket_class=12, clear_seconds=0.5)
     dets = np.array([[0, 0, 5, 5, 0.9, 1]], np.float32)

@@ -19,7 +19,11 @@ Generative model (one pymdp ``Agent``, batch 1, one-step policies):
   but "keep": the agent sees what one step did before it takes another. Without it, on the
   real pipeline, an optimistic agent climbed from a third of the FPS to full FPS in three
   seconds, then stepped down once a second while the backlog drained, far below what the
-  machine could carry.
+  machine could carry. And a policy whose setting would need more compute than the machine
+  has spare (utilisation now x the relative work of the new setting over the current one,
+  above ``max_utilisation``) gets prior 0: the SLO states only show an overload once it has
+  happened, the utilisation shows it coming. Without it, on the real pipeline, the agent
+  stepped the grade up at a CPU use of 98 % with every SLO OK, and frame latency went to 4 s.
 
 Policy inference is pymdp's (``infer_states`` then ``infer_policies`` and a deterministic
 ``sample_action``), jitted and run once when the first controller of a model is built, so
@@ -118,9 +122,13 @@ class AifController:
     kind: ControllerKind = "aif"
 
     def __init__(self, space: ParameterSpace, *, prefs: Preferences | None = None,
-                 likelihood: SloLikelihood | None = None, settle: int = 3) -> None:
+                 likelihood: SloLikelihood | None = None, settle: int = 3,
+                 max_utilisation: float = 0.85) -> None:
         self.space = space
         self.settle = settle  # decisions a step up / down is left to show its effect
+        self.max_utilisation = max_utilisation
+        self._work = np.array([space.relative_compute(space.from_ranks(r))
+                               for r in np.ndindex(*space.shape)]).reshape(space.shape)
         self.likelihood = likelihood or SloLikelihood(space, len(Slo))
         # Decisions after a step down during which an SLO's bad state is the old setting's:
         # about how far back its metric looks (an order ending now had frames queued ~10 s ago).
@@ -133,14 +141,15 @@ class AifController:
         self._since_cut = settle  # decisions since the last step to less work
 
     def decide(self, slo: SloStates, current: StreamParameters,
-               pinned: frozenset[str] = frozenset()) -> Decision:
+               pinned: frozenset[str] = frozenset(), *,
+               utilisation: float | None = None) -> Decision:
         """Learn from the SLO states seen under ``current``, then infer the next parameters."""
         ranks = self.space.ranks(current)
         states = [slo.get(name) for name in Slo]  # None: not measured, no evidence
         self._learn(ranks, states)
         action, _ = self._infer(self.likelihood.expected(), np.asarray(ranks, np.int32),
                                 np.asarray([s or SloState.OK for s in states], np.int32),
-                                self._allowed(pinned))
+                                self._allowed(pinned, ranks, utilisation))
         steps = [int(a) - 1 for a in np.asarray(action)]
         moved = self.space.step(current, steps)
         self._since_up += 1
@@ -156,11 +165,18 @@ class AifController:
                                           strict=True) if a != b]
         return Decision(moved, "expected free energy: " + ", ".join(words))
 
-    def _allowed(self, pinned: frozenset[str]) -> np.ndarray:
-        """Which policies may be chosen now: none that moves a pinned field; while a step
-        settles none that raises (after a step up) or moves at all (after a cut)."""
+    def _allowed(self, pinned: frozenset[str], ranks: tuple[int, int, int],
+                 utilisation: float | None) -> np.ndarray:
+        """Which policies may be chosen now: none that moves a pinned field; none that needs
+        more compute than is spare; while a step settles none that raises (after a step up)
+        or moves at all (after a cut)."""
         moves = self._steps != 0
         allowed = ~(moves & np.asarray([f in pinned for f in FIELDS])[None, :]).any(axis=1)
+        if utilisation is not None:
+            limits = np.asarray(self.space.shape) - 1
+            to = np.clip(np.asarray(ranks) + self._steps, 0, limits)  # [policy, factor]
+            more = self._work[tuple(to.T)] / self._work[ranks]
+            allowed &= (more <= 1.0) | (utilisation * more <= self.max_utilisation)
         if self._since_up < self.settle:
             allowed &= ~(self._steps > 0).any(axis=1)
         if self._since_cut < self.settle:

@@ -35,9 +35,11 @@ class Controller(Protocol):
     kind: ControllerKind
 
     def decide(self, slo: SloStates, current: StreamParameters,
-               pinned: frozenset[str] = frozenset()) -> Decision:
+               pinned: frozenset[str] = frozenset(), *,
+               utilisation: float | None = None) -> Decision:
         """The parameters to run next, given the SLO states measured under ``current``;
-        ``pinned`` names the fields (of ``FIELDS``) the operator holds, which must not move."""
+        ``pinned`` names the fields (of ``FIELDS``) the operator holds, which must not move;
+        ``utilisation`` is the share of the machine's compute in use (None: not measured)."""
         ...
 
 
@@ -47,7 +49,8 @@ class StaticController:
     kind: ControllerKind = "static"
 
     def decide(self, slo: SloStates, current: StreamParameters,
-               pinned: frozenset[str] = frozenset()) -> Decision:
+               pinned: frozenset[str] = frozenset(), *,
+               utilisation: float | None = None) -> Decision:
         """Keep ``current``."""
         return Decision(current, "static")
 
@@ -73,7 +76,8 @@ class HeuristicController:
         self._last: StreamParameters | None = None
 
     def decide(self, slo: SloStates, current: StreamParameters,
-               pinned: frozenset[str] = frozenset()) -> Decision:
+               pinned: frozenset[str] = frozenset(), *,
+               utilisation: float | None = None) -> Decision:
         """Step down on CRITICAL, up after ``up_after`` all-OK decisions, else keep."""
         if self._last is not None and current != self._last:
             self._since_change = 0  # the operator moved it: wait as after our own change

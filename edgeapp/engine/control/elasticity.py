@@ -91,7 +91,8 @@ class ElasticityController:
             # The controller also decides under an override: it keeps learning what the
             # operator's settings do, and it still moves the parameters that are not pinned.
             decision = self._controller.decide(self._monitor.measured, self._parameters,
-                                               frozenset(self._pinned))
+                                               frozenset(self._pinned),
+                                               utilisation=sample.utilisation)
             new = self._pin(decision.parameters)
             if new != self._parameters:
                 events.append(ParametersChanged(self._parameters, new, "controller",

@@ -149,7 +149,8 @@ class Simulator:
         sample = MetricsSample(
             queue_size=round(queue), fps=demand, memory_percent=memory,
             frame_latency_p95_ms=latency_ms,
-            order_latency_s=self._order_latency(phase.stations, latency_ms, wait_s))
+            order_latency_s=self._order_latency(phase.stations, latency_ms, wait_s),
+            utilisation=rho)
         self.t += 1
         return sample
 

@@ -47,6 +47,9 @@ class MetricsSample:
     memory_percent: float | None = None
     frame_latency_p95_ms: float | None = None
     order_latency_s: float | None = None
+    # Share of the machine's compute in use (0..1, can pass 1 when overloaded): not an SLO,
+    # the leading indicator of what a step up would cost.
+    utilisation: float | None = None
 
 
 @dataclass(frozen=True)

@@ -86,36 +86,50 @@ def select_frames(
     k: int,
     ticket_class: int | None,
     min_run_s: float = 0.0,
-    min_still_s: float = 0.0,
+    min_still_s: float | None = None,
 ) -> list[CandidateFrame]:
-    """The top-``k`` frames by item detections, covering every detected class, no near-duplicates.
+    """The top-``k`` frames of an order: the settled bag, every detected class, no duplicates.
 
-    Greedy: each pick maximises, in this order,
-    - clean: with ``min_run_s`` > 0 only steady detections count (:func:`steady_counts`), and
-      a frame showing more of a class than stayed steady (a hand read as an item) comes last;
-    - still: the scene stayed as shown for at least ``min_still_s`` (no hand moving in it);
+    With ``min_still_s``, frames whose scene stayed as shown at least that long (no hand
+    moving in it, see ``CandidateFrame.still_s``) come first, and the first pick is the last
+    of them: the bag as it was when it left, whatever the station's detector (running at the
+    stream's settings) made of it. Then, greedily, each pick maximises, in this order:
+    - still (as above);
     - new: not the same scene as a frame already picked (see :func:`same_scene`);
-    - the (steady) classes it adds to those covered, its items, their summed score, lateness.
-    A frame where the detector saw no item can still be picked (after those where it saw
-    some): the station's detector runs at the stream's settings, the VLM looks for itself.
+    - the classes it adds to those covered, then its items: with ``min_run_s`` > 0 only
+      steady detections count (:func:`steady_counts`), a class up to its steady number;
+    - clean: no more of a class than stayed steady (a hand read as an item);
+    - the summed score of its detections, then lateness.
+    A frame where the detector saw no item (only the ticket) can be picked: the VLM looks
+    for itself.
     """
     steady = steady_counts(candidates, ticket_class, min_run_s) if min_run_s > 0 else None
     scored = []
     for cand in candidates:
         counts = item_counts(cand.detections, ticket_class)
+        if steady is not None:
+            capped = {c: min(n, steady[c]) for c, n in counts.items() if c in steady}
+            clean = capped == counts
+            counts = capped
+        else:
+            clean = True
         keep = cand.detections[:, 5] != ticket_class if ticket_class is not None else slice(None)
-        clean = steady is None or all(n <= steady.get(c, 0) for c, n in counts.items())
-        wanted = set(counts) if steady is None else set(counts) & set(steady)
-        scored.append((cand, wanted, clean, sum(counts.values()),
+        still = min_still_s is None or cand.still_s >= min_still_s
+        scored.append((cand, set(counts), still, sum(counts.values()), clean,
                        float(cand.detections[keep, 4].sum())))
     picked: list[CandidateFrame] = []
     covered: set[int] = set()
+    settled = [entry for entry in scored if entry[2]]
+    if min_still_s is not None and settled and k > 0:
+        last = max(settled, key=lambda entry: entry[0].seq)
+        scored.remove(last)
+        picked.append(last[0])
+        covered |= last[1]
     while len(picked) < k and scored:
         def gain(entry: tuple, covered: frozenset[int] = frozenset(covered)) -> tuple:
-            cand, wanted, clean, items, score = entry
+            cand, classes, still, items, clean, score = entry
             new = not any(same_scene(cand.thumb, p.thumb) for p in picked)
-            return (clean, cand.still_s >= min_still_s, new, len(wanted - covered), items,
-                    score, cand.seq)
+            return (still, new, len(classes - covered), items, clean, score, cand.seq)
 
         best = max(scored, key=gain)
         scored.remove(best)
