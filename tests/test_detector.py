@@ -341,6 +341,33 @@ def test_eager_loading_compiles_every_grade_at_start(tmp_path) -> None:
 
 
 @needs_model
+def test_warm_up_compiles_every_grade_at_every_size_while_detection_goes_on(samples) -> None:
+    image = samples[0][0]
+    with Detector({0: SHIPPED_N, 1: SHIPPED_N}) as d:
+        before = d.detect(image)  # compiles n at its own size
+        warming = d.warm([320, 224, 160])
+        during = [d.detect(image) for _ in range(3)]  # served by the graph already compiled
+        warming.join(120)
+        assert not warming.is_alive()
+        assert d.compiled_sizes() == {"yolo11n-demo": [160, 224, 320]}
+        assert all(np.allclose(before, got) for got in during)
+        assert len(d.detect(image, 160)) and len(d.detect(image, 224))
+    # A worker's processor warms the sizes its confirmation lists, after its load.
+    proc = make_processor({"work_load": 0, "loading_mode": 0, "warm_sizes": [256]})
+    proc.load(0, 0)
+    try:
+        assert proc.detector is not None and proc.detector._warming is not None
+        proc.detector._warming.join(120)
+        sizes = proc.detector.compiled_sizes()
+        assert sizes.pop("yolo11n-demo") == [256, 320]  # its start size, and 256
+        assert sizes and all(s == [256] for s in sizes.values())  # every other grade's model
+    finally:
+        proc.close()
+    with pytest.raises(InputError, match="warm_sizes"):
+        make_processor({"warm_sizes": [8]})
+
+
+@needs_model
 def test_processor_follows_the_worker_protocol(samples) -> None:
     images = [image for image, _ in samples[:3]]
     proc = make_processor({"work_type": "YOLO_DETECTION", "work_load": 0, "loading_mode": 0})

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the model registry is imported when first needed
     from edgeapp.engine.vision.models import GradeMap
 
 __all__ = ["input_size_for", "make_producer_settings", "model_grades", "ticket_class_of",
-           "worker_keys"]
+           "warm_sizes", "worker_keys"]
 
 LOCAL_WORKER_KEYS = "engine-local"
 
@@ -63,6 +63,17 @@ def input_size_for(config: Config, scale: float, grade: Grade) -> int | None:
     return max(32, int(round(size * scale / 32.0)) * 32)
 
 
+def warm_sizes(config: Config) -> list[int]:
+    """Every detector input size the streams may ask for, at any grade with its own model:
+    the workers compile them all in the background at start (see ``Detector.warm``)."""
+    sizes = set()
+    for grade in model_grades(config):
+        own, _ = _model(str(config.models.path), grade.name.lower())
+        for scale in config.stream.resolution_levels:
+            sizes.add(input_size_for(config, scale, grade) or own)
+    return sorted(sizes, reverse=True)
+
+
 def worker_keys(config: Config) -> tuple[Path, Path] | None:
     """(server keys folder, the local workers' key folder) when CURVE keys are set up.
 
@@ -91,4 +102,5 @@ def make_producer_settings(config: Config, keys_dir: Path | None,
         queue_size=d.queue_size, lease_s=d.lease_s, keys_dir=keys_dir, insecure=d.insecure,
         confirmation_extra={"models_path": str(models.path), "device": models.device,
                             "conf_threshold": models.conf_threshold,
-                            "iou_threshold": models.iou_threshold})
+                            "iou_threshold": models.iou_threshold,
+                            "warm_sizes": warm_sizes(config)})

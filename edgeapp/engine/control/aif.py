@@ -129,6 +129,7 @@ class AifController:
         self.max_utilisation = max_utilisation
         self._work = np.array([space.relative_compute(space.from_ranks(r))
                                for r in np.ndindex(*space.shape)]).reshape(space.shape)
+        self._top = np.asarray(space.shape) - 1
         self.likelihood = likelihood or SloLikelihood(space, len(Slo))
         # Decisions after a step down during which an SLO's bad state is the old setting's:
         # about how far back its metric looks (an order ending now had frames queued ~10 s ago).
@@ -173,9 +174,8 @@ class AifController:
         moves = self._steps != 0
         allowed = ~(moves & np.asarray([f in pinned for f in FIELDS])[None, :]).any(axis=1)
         if utilisation is not None:
-            limits = np.asarray(self.space.shape) - 1
-            to = np.clip(np.asarray(ranks) + self._steps, 0, limits)  # [policy, factor]
-            more = self._work[tuple(to.T)] / self._work[ranks]
+            to = np.clip(np.asarray(ranks) + self._steps, 0, self._top)  # [policy, factor]
+            more = self._work[to[:, 0], to[:, 1], to[:, 2]] / self._work[ranks]
             allowed &= (more <= 1.0) | (utilisation * more <= self.max_utilisation)
         if self._since_up < self.settle:
             allowed &= ~(self._steps > 0).any(axis=1)

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-
 # A thumbnail cell must move by more than this many grey levels (its frame's mean brought to
 # 128) for two frames to show different scenes. Sensor noise averages out over a cell, and a
 # global brightness change is normalised away; an item put down or a hand moves many cells by

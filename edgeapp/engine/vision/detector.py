@@ -146,19 +146,36 @@ class _LoadedModel:
         self.model, self.classes = read_detector(info, shared_core())
         self.max_input_size = info.input_size
         self._variants: OrderedDict[int, _Variant] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the cache: held for a lookup, never for a compile
+        self._compiling = threading.Lock()  # compiles are serialised: never the same graph twice
 
     def variant(self, size: int) -> _Variant:
-        """The compiled graph for input size ``size`` (compiled on first use, cached)."""
-        with self._lock:  # compiles are serialised: two threads never build the same graph
+        """The compiled graph for input size ``size`` (compiled on first use, cached). A
+        cached size is served at once, even while another thread compiles another size."""
+        found = self._cached(size)
+        if found is not None:
+            return found
+        with self._compiling:
+            found = self._cached(size)
+            if found is not None:
+                return found
+            found = self._compile(size)
+            with self._lock:
+                self._variants[size] = found
+                while len(self._variants) > MAX_VARIANTS:
+                    self._variants.popitem(last=False)
+            return found
+
+    def sizes(self) -> list[int]:
+        """The input sizes compiled so far, smallest first."""
+        with self._lock:
+            return sorted(self._variants)
+
+    def _cached(self, size: int) -> _Variant | None:
+        with self._lock:
             found = self._variants.get(size)
             if found is not None:
                 self._variants.move_to_end(size)
-                return found
-            found = self._compile(size)
-            self._variants[size] = found
-            while len(self._variants) > MAX_VARIANTS:
-                self._variants.popitem(last=False)
             return found
 
     def _compile(self, size: int) -> _Variant:
@@ -190,7 +207,7 @@ class _LoadedModel:
 
     def close(self) -> None:
         """Wait for running requests and drop the compiled graphs."""
-        with self._lock:
+        with self._compiling, self._lock:
             for v in self._variants.values():
                 with v.lock:  # a running batch holds it until its requests are done
                     pass
@@ -261,6 +278,8 @@ class Detector:
         self._grade = Grade.parse(grade)
         self._active: _LoadedModel | None = None
         self._recent_sizes: OrderedDict[int | None, None] = OrderedDict()
+        self._closing = threading.Event()
+        self._warming: threading.Thread | None = None
         if self.fallback:
             log.warning("detector grade %s: %s", self._grade.name, self.fallback)
         if self.loading_mode is LoadingMode.EAGER:
@@ -293,6 +312,12 @@ class Detector:
         with self._load_lock:
             return [m.info.name for m in self._loaded.values()]
 
+    def compiled_sizes(self) -> dict[str, list[int]]:
+        """Per loaded model, the input sizes it is compiled for now."""
+        with self._load_lock:
+            loaded = list(self._loaded.values())
+        return {m.info.name: m.sizes() for m in loaded}
+
     @property
     def max_input_size(self) -> int:
         """The current model's training size: the largest input size used."""
@@ -316,6 +341,33 @@ class Detector:
             loaded = self._load(self.grades.models[g])
             loaded.variant(effective_input_size(self._input_size, loaded.max_input_size))
         self._current()
+
+    def warm(self, sizes: Sequence[int | None]) -> threading.Thread:
+        """Compile every grade's model at every input size in ``sizes``, in the background.
+
+        A grade or resolution change then finds its graph ready: compiling one costs about
+        0.5 s of CPU, and a worker that compiles on the switch holds every frame of the
+        stream that long. Detection goes on meanwhile on the graphs already compiled; a
+        failure is logged, not raised (the switch compiles it again and reports it then).
+        Returns the thread, for whoever must wait for it.
+        """
+        models = {info.path.resolve(): info for info in self.grades.models.values()}
+
+        def run() -> None:
+            for info in models.values():
+                for size in sizes:
+                    if self._closing.is_set():
+                        return
+                    try:
+                        loaded = self._load(info)
+                        loaded.variant(effective_input_size(size, loaded.max_input_size))
+                    except Exception as exc:  # a warm-up is best effort
+                        log.warning("warming %s at input %s failed: %s", info.name, size, exc)
+                        break
+
+        self._warming = threading.Thread(target=run, name="detector-warm", daemon=True)
+        self._warming.start()
+        return self._warming
 
     def _load(self, info: ModelInfo) -> _LoadedModel:
         with self._load_lock:
@@ -440,6 +492,9 @@ class Detector:
 
     def close(self) -> None:
         """Wait for running requests and free every compiled model."""
+        self._closing.set()
+        if self._warming is not None:
+            self._warming.join()  # at most the one compile it is in
         with self._load_lock:
             loaded, self._loaded = list(self._loaded.values()), {}
         for m in loaded:

@@ -3,6 +3,9 @@
 The worker builds it from the Producer's REGISTRATION_CONFIRMATION (``make_processor``);
 ``work_load`` is the grade, ``loading_mode`` LAZY/EAGER. Each task's metadata may carry an
 ``input_size`` (the stream's resolution level); frames without one use the model's size.
+``warm_sizes`` in the confirmation lists the input sizes the streams may ask for: every grade
+is compiled at each of them in the background after the start, so a switch never waits for a
+compile.
 """
 
 from __future__ import annotations
@@ -24,18 +27,23 @@ log = logging.getLogger(__name__)
 class DetectorProcessor:
     """Runs each task batch through one :class:`Detector` (one per worker process)."""
 
-    def __init__(self, models: str | Path | None = None, **detector_options: Any) -> None:
+    def __init__(self, models: str | Path | None = None, *,
+                 warm_sizes: tuple[int | None, ...] = (), **detector_options: Any) -> None:
         self.models = models
+        self.warm_sizes = warm_sizes
         self.detector_options = detector_options
         self.detector: Detector | None = None
 
     def load(self, grade: int, loading_mode: int) -> None:
-        """Open the models and compile ``grade`` (EAGER: every grade) before the first task."""
+        """Open the models and compile ``grade`` (EAGER: every grade) before the first task;
+        then every grade at ``warm_sizes``, in the background."""
         self.close()
         self.detector = Detector(self.models, grade=Grade.parse(grade),
                                  loading_mode=LoadingMode.parse(loading_mode),
                                  **self.detector_options)
         self.detector.load()
+        if self.warm_sizes:
+            self.detector.warm(self.warm_sizes)
 
     def set_grade(self, grade: int) -> None:
         """Switch grade; batches already done are not affected, the next one uses it."""
@@ -79,8 +87,8 @@ OPENVINO_FIELDS = {"inference_threads": "INFERENCE_NUM_THREADS",
 
 def make_processor(confirmation: Mapping[str, Any]) -> DetectorProcessor:
     """Factory for the worker: optional ``models_path``, ``device``, ``conf_threshold``,
-    ``iou_threshold`` and :data:`OPENVINO_FIELDS` in the confirmation override the defaults
-    (shipped models, CPU, THROUGHPUT hint over every core)."""
+    ``iou_threshold``, ``warm_sizes`` and :data:`OPENVINO_FIELDS` in the confirmation override
+    the defaults (shipped models, CPU, THROUGHPUT hint over every core, no warm-up)."""
     options: dict[str, Any] = {}
     if confirmation.get("device"):
         options["device"] = str(confirmation["device"])
@@ -92,7 +100,11 @@ def make_processor(confirmation: Mapping[str, Any]) -> DetectorProcessor:
                  for key, prop in OPENVINO_FIELDS.items() if confirmation.get(key) is not None}
     if ov_config:
         options["ov_config"] = ov_config
-    return DetectorProcessor(confirmation.get("models_path"), **options)
+    warm = confirmation.get("warm_sizes") or []
+    if not isinstance(warm, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 32 for s in warm):
+        raise InputError(f"warm_sizes: expected a list of integers >= 32, got {warm!r}")
+    return DetectorProcessor(confirmation.get("models_path"), warm_sizes=tuple(warm), **options)
 
 
 def _openvino_value(key: str, value: Any) -> int | bool:
