@@ -47,11 +47,11 @@ def catalog():
     return load_catalog()
 
 
-def _run(catalog, frames: int, fail_first: int = 0, seed: int = 21):
+def _run(catalog, frames: int, fail_first: int = 0, seed: int = 21, clear_seconds: float = 0.3):
     scene = SyntheticScene(catalog, width=320, height=180, fps=15, seed=seed)
     reader = TruthReader(scene, fail_first)
     ticket = catalog.class_names.index(TICKET_CLASS)
-    tracker = OrderTracker("s1", reader, ticket_class=ticket, clear_seconds=0.3)
+    tracker = OrderTracker("s1", reader, ticket_class=ticket, clear_seconds=clear_seconds)
     segments = []
     for _ in range(frames):
         image, truth = scene.render()
@@ -98,6 +98,30 @@ def test_single_stray_detection_does_not_open_an_order():
     for i in range(1, 10):
         assert tracker.push(i, i * 0.1, img, none) is None
     assert tracker.state is CounterState.IDLE
+
+
+def test_another_ticket_ends_the_order_when_the_counter_never_looked_clear(catalog):
+    # Given a clear time longer than any gap between orders (a detector that sees something
+    # on the empty counter has the same effect), the next order's ticket ends each order.
+    # (A ticket put down where the last one lay is not told apart: those orders merge.)
+    scene, _, segments, _ = _run(catalog, 1500, clear_seconds=30.0)
+    ids = [o.order_id for o in scene.orders]
+    at = [ids.index(s.order_id) for s in segments]
+    assert at[0] == 0 and at == sorted(set(at)), "each segment starts with a later order"
+    assert len(segments) >= len(ids) // 2 >= 4
+    assert all(s.ended_by == "new ticket" and s.complete for s in segments)
+
+
+def test_a_resolution_change_mid_order_is_not_another_ticket():
+    tracker = OrderTracker("s1", None, ticket_class=12, clear_seconds=0.5)
+    full = np.array([[40, 40, 120, 90, 0.9, 12], [300, 100, 380, 180, 0.9, 1]], np.float32)
+    half = full.copy()
+    half[:, :4] /= 2
+    for i in range(20):
+        big = i < 10
+        image = np.zeros((720, 1280, 3) if big else (360, 640, 3), np.uint8)
+        assert tracker.push(i, i * 0.1, image, full if big else half) is None
+    assert tracker.state is CounterState.BUSY
 
 
 def test_flush_ends_an_order_in_flight_with_the_reason():

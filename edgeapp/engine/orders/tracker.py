@@ -12,6 +12,12 @@ from typing import Any
 import numpy as np
 
 from edgeapp.engine.orders.selector import CandidateFrame, item_counts, same_scene, thumbnail
+from edgeapp.engine.vision.postprocess import box_iou
+
+# How an order may end on its own; any other ``ended_by`` means it was cut short.
+ENDED = ("clear", "new ticket")
+# A ticket box overlapping the order's own by less than this is another ticket.
+_SAME_TICKET_IOU = 0.3
 
 # reader(image, detections) -> an object with ``order_id`` (str | None), ``confidence`` and
 # ``reason`` (see edgeapp.engine.vision.order_reader.OrderIdRead).
@@ -39,7 +45,12 @@ class OrderSegment:
     frames: tuple[CandidateFrame, ...]
     frames_seen: int
     read_attempts: int
-    ended_by: str  # "clear" or the reason it was cut short ("station stopped", ...)
+    ended_by: str  # one of ENDED, or the reason it was cut short ("station stopped", ...)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the order ended on its own (not cut short by the station)."""
+        return self.ended_by in ENDED
 
 
 class OrderTracker:
@@ -50,7 +61,9 @@ class OrderTracker:
       so an order's first frames are never lost;
     - the order id is read from the ticket on busy frames that show it, until one read
       succeeds; then it is locked for the order;
-    - the order ends when the counter has been clear for ``clear_seconds``;
+    - the order ends when the counter has been clear for ``clear_seconds``, or when another
+      ticket takes the place of the order's own (two ticket frames in a row where no ticket
+      overlaps it): the next order was put down before the counter looked clear that long;
     - each frame is matched against the scene seen so far (:func:`same_scene`): the frames
       of an order get ``still_s``, how long their scene lasted, so the selector can prefer a
       settled bag to one with a hand moving over it.
@@ -96,6 +109,8 @@ class OrderTracker:
         self._scene: np.ndarray | None = None  # thumbnail of the current scene's first frame
         self._runs: list[list[float]] = []  # [first, last] capture time of each scene
         self._run_of: dict[int, int] = {}  # candidate seq -> index of its scene in _runs
+        self._ticket_box: np.ndarray | None = None  # where this order's ticket lies
+        self._strangers = 0  # ticket frames in a row that showed only another ticket
 
     @property
     def order_id(self) -> str | None:
@@ -121,23 +136,56 @@ class OrderTracker:
             self._run += 1
             self._pre.append(CandidateFrame(seq, capture_ts, image, dets, thumbnail(image)))
             if self._run >= self._start_frames:
-                self.state = CounterState.BUSY
-                self._start_ts = self._pre[0].capture_ts
-                self._seen = len(self._pre)
-                for cand in self._pre:
-                    self._watch(cand.capture_ts, cand.thumb)
-                    self._take(cand)
+                self._begin(list(self._pre))
                 self._pre.clear()
             return None
-        self._seen += 1
         thumb = thumbnail(image)
-        self._watch(capture_ts, thumb)
         if present:
-            self._take(CandidateFrame(seq, capture_ts, image, dets, thumb))
+            cand = CandidateFrame(seq, capture_ts, image, dets, thumb)
+            if self._another_ticket(dets, image.shape):
+                segment = self._finish(capture_ts, "new ticket")
+                self._begin([cand])
+                return segment
+            self._seen += 1
+            self._watch(capture_ts, thumb)
+            self._take(cand)
             return None
+        self._seen += 1
+        self._watch(capture_ts, thumb)
         if capture_ts - self._last_busy_ts >= self._clear_s:
             return self._finish(capture_ts, "clear")
         return None
+
+    def _begin(self, frames: list[CandidateFrame]) -> None:
+        """A new order is on the counter; ``frames`` are its first."""
+        self.state = CounterState.BUSY
+        self._start_ts = frames[0].capture_ts
+        self._seen = len(frames)
+        for cand in frames:
+            self._watch(cand.capture_ts, cand.thumb)
+            self._take(cand)
+
+    def _another_ticket(self, dets: np.ndarray, shape: tuple[int, ...]) -> bool:
+        """Whether this frame, with the ticket frame before it, shows another order's ticket
+        in place of this order's own; follows the order's ticket when it moves a little.
+        Boxes are compared as fractions of the frame: the stream's resolution may change."""
+        if self._ticket is None:
+            return False
+        mine = dets[dets[:, 5] == self._ticket]
+        if not len(mine):
+            return False
+        h, w = shape[:2]
+        tickets = mine[:, :4] / np.array([w, h, w, h], np.float32)
+        if self._ticket_box is None:
+            self._ticket_box = tickets[int(np.argmax(mine[:, 4]))]
+            return False
+        overlap = box_iou(self._ticket_box[None], tickets)[0]
+        if overlap.max() >= _SAME_TICKET_IOU:
+            self._ticket_box = tickets[int(np.argmax(overlap))]
+            self._strangers = 0
+            return False
+        self._strangers += 1
+        return self._strangers >= 2
 
     def _watch(self, capture_ts: float, thumb: np.ndarray) -> None:
         """Extend the current scene with this frame, or start a new one if it changed."""

@@ -88,16 +88,16 @@ class OrderFlow:
         truth = self._truth(segment)
         expected = None if segment.order_id is None else self.catalog.expected(segment.order_id)
         token = uuid.uuid4().hex[:12]
-        if expected is None or not frames or segment.ended_by != "clear":
+        if expected is None or not frames or not segment.complete:
             reason = None
-            if expected is not None and segment.ended_by != "clear":
+            if expected is not None and not segment.complete:
                 reason = f"order cut short: {segment.ended_by}"
             elif expected is not None:
                 reason = "no frame of the order showed items"
             evidence = self._save_evidence(segment, frames, token)
             self._emit(segment, frames, truth, timings, evidence, detected=None, reason=reason,
                        result_id=f"{self.settings.name}-{token}",
-                       cut_short=segment.ended_by != "clear")
+                       cut_short=not segment.complete)
             return
         slots = self._store_frames(frames)
         if slots is None:
