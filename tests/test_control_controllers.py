@@ -96,8 +96,10 @@ def test_aif_is_calm_on_a_steady_load() -> None:
 
 
 def test_aif_learns_which_settings_keep_the_slos() -> None:
-    control = controller_for("aif", SloConfig(), StreamConfig())
-    simulate(control, "aif", SCENARIOS["demand_rise"], seed=1)  # ends with twice the stations
+    # Given a plant that only the cheaper half of the settings can carry, and no utilisation
+    # figure (so nothing but the SLO states tells the agent where the overload starts)
+    control = ElasticityController(SloConfig(), TOP, "aif")
+    drive(control, lambda t: 0.35, 300)
     from edgeapp.engine.control.aif import AifController  # JAX: imported only when needed
 
     agent = control.controller
@@ -108,11 +110,10 @@ def test_aif_learns_which_settings_keep_the_slos() -> None:
     bad_at_top = 1.0 - likelihood[(0, *top)]
     bad_at_low = 1.0 - likelihood[(0, *low)]
     # Before it learnt anything every setting was believed bad with 1 - 1/1.0025 = 0.0025.
-    # (The utilisation gate keeps it off the dearest settings, so the top is seen less.)
-    assert bad_at_top > 0.005 > 0.0025 > 0.0001 > bad_at_low, (bad_at_top, bad_at_low)
+    assert bad_at_top > 0.05 > 0.0025 > 0.0001 > bad_at_low, (bad_at_top, bad_at_low)
     # and it has learnt the pattern, not one setting: the dearest third of the settings is
-    # believed far likelier to miss the SLO than the cheapest third (38x measured)
+    # believed far likelier to miss the SLO than the cheapest third
     settings = sorted(space.all(), key=space.relative_compute)
     bad = [1.0 - likelihood[(0, *space.ranks(p))] for p in settings]
     third = len(bad) // 3
-    assert np.mean(bad[-third:]) > 10 * np.mean(bad[:third]), bad
+    assert np.mean(bad[-third:]) > 20 * np.mean(bad[:third]), bad  # 42x measured

@@ -7,7 +7,7 @@ import signal
 
 from distributed_helpers import pipeline, wait_until
 
-from edgeapp.engine.distributed.local_workers import LocalWorkers
+from edgeapp.engine.distributed.local_workers import LOCAL_WORKER_NICE, LocalWorkers
 
 
 def test_local_workers_process_frames_report_death_and_restart(tmp_path):
@@ -21,6 +21,10 @@ def test_local_workers_process_frames_report_death_and_restart(tmp_path):
             pipe.submit_all(["cam"], range(20))
             wait_until(lambda: pipe.received.count() == 20, 30, "all frames came back")
             assert pipe.received.by_stream["cam"] == list(range(20))
+            # they run at a lower priority than the engine, which they yield the CPU to
+            ours = os.getpriority(os.PRIO_PROCESS, 0)
+            assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in workers.pids().values()} \
+                == {min(19, ours + LOCAL_WORKER_NICE)}
 
             victim = workers.pids()[0]
             os.kill(victim, signal.SIGKILL)
@@ -56,6 +60,17 @@ def test_bad_endpoint_is_one_line_and_exit_2():
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("edgeapp worker: --connect: expected an endpoint like "
                                    "tcp://HOST:5555, got 'not-an-endpoint'")
+
+
+def test_bad_nice_is_one_line_and_exit_2():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "edgeapp.commands.worker_cmd", "--connect",
+                           "tcp://127.0.0.1:5555", "--nice", "30"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "edgeapp worker: --nice: expected 0 to 19, got 30"
 
 
 def test_local_sizing_shares_the_cores_and_wins_over_the_producer():

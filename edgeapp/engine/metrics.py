@@ -25,22 +25,17 @@ class SystemUsage:
 
 
 class SystemProbe:
-    """CPU use since the previous call (psutil's way: the first call has no figure yet).
-
-    Work running at a lower priority (``nice``) is not counted: it yields the CPU to ours.
-    """
+    """CPU use since the previous call (psutil's way: the first call has no figure yet)."""
 
     def __init__(self) -> None:
         import psutil
 
         self._psutil = psutil
-        psutil.cpu_times_percent(interval=None)  # primes the counter
+        psutil.cpu_percent(interval=None)  # primes the counter
 
     def sample(self) -> SystemUsage:
         """The machine's use now."""
-        times = self._psutil.cpu_times_percent(interval=None)
-        spare = times.idle + getattr(times, "nice", 0.0) + getattr(times, "iowait", 0.0)
-        return SystemUsage(max(0.0, 100.0 - spare),
+        return SystemUsage(float(self._psutil.cpu_percent(interval=None)),
                            float(self._psutil.virtual_memory().percent))
 
 

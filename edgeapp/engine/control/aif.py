@@ -19,11 +19,13 @@ Generative model (one pymdp ``Agent``, batch 1, one-step policies):
   but "keep": the agent sees what one step did before it takes another. Without it, on the
   real pipeline, an optimistic agent climbed from a third of the FPS to full FPS in three
   seconds, then stepped down once a second while the backlog drained, far below what the
-  machine could carry. And a policy whose setting would need more compute than the machine
-  has spare (utilisation now x the relative work of the new setting over the current one,
-  above ``max_utilisation``) gets prior 0: the SLO states only show an overload once it has
-  happened, the utilisation shows it coming. Without it, on the real pipeline, the agent
-  stepped the grade up at a CPU use of 98 % with every SLO OK, and frame latency went to 4 s.
+  machine could carry. And a policy whose setting would need more of the machine than
+  ``max_utilisation`` (utilisation now x the relative work of the new setting over the
+  current one) gets prior 0 — above it even "keep" does, so the agent steps down: the SLO
+  states only show an overload once it has happened, the utilisation shows it coming, and
+  the VLM batcher, on the same cores, needs the headroom. Without it, on the real pipeline,
+  the agent stepped the grade up at a CPU use of 98 % with every SLO OK, and frame latency
+  went to 4 s; and it sat at 95 % CPU, where each verdict waited 1–2 s for the VLM.
 
 Policy inference is pymdp's (``infer_states`` then ``infer_policies`` and a deterministic
 ``sample_action``), jitted and run once when the first controller of a model is built, so
@@ -168,19 +170,22 @@ class AifController:
 
     def _allowed(self, pinned: frozenset[str], ranks: tuple[int, int, int],
                  utilisation: float | None) -> np.ndarray:
-        """Which policies may be chosen now: none that moves a pinned field; none that needs
-        more compute than is spare; while a step settles none that raises (after a step up)
-        or moves at all (after a cut)."""
+        """Which policies may be chosen now: none that moves a pinned field; none whose
+        setting needs more than ``max_utilisation`` of the machine (above it, not even
+        "keep": only less work); while a step settles none that raises (after a step up) or
+        moves at all (after a cut). If that leaves nothing, "keep"."""
         moves = self._steps != 0
         allowed = ~(moves & np.asarray([f in pinned for f in FIELDS])[None, :]).any(axis=1)
         if utilisation is not None:
             to = np.clip(np.asarray(ranks) + self._steps, 0, self._top)  # [policy, factor]
             more = self._work[to[:, 0], to[:, 1], to[:, 2]] / self._work[ranks]
-            allowed &= (more <= 1.0) | (utilisation * more <= self.max_utilisation)
+            allowed &= (more < 1.0) | (utilisation * more <= self.max_utilisation)
         if self._since_up < self.settle:
             allowed &= ~(self._steps > 0).any(axis=1)
         if self._since_cut < self.settle:
             allowed &= ~moves.any(axis=1)
+        if not allowed.any():
+            allowed = ~moves.any(axis=1)
         return allowed
 
     def _learn(self, ranks: tuple[int, int, int], states: list[SloState | None]) -> None:

@@ -27,6 +27,11 @@ logger = logging.getLogger(__name__)
 #: (``edgeapp --worker --child`` leaves when that process is gone, even after kill -9).
 ENGINE_PID_ENV = "EDGEAPP_ENGINE_PID"
 
+# Local workers share the engine's cores. At a lower priority than the engine they yield
+# the CPU to its VLM batcher, stations and OCR: on the demo the VLM's answer waited 1-2 s
+# behind frame detection at equal priority. The controller keeps the frame latency in check.
+LOCAL_WORKER_NICE = 5
+
 
 @dataclass(frozen=True)
 class WorkerExited:
@@ -122,7 +127,7 @@ class LocalWorkers:
     def _command(self, index: int) -> list[str]:
         cmd = [sys.executable, "-m", "edgeapp.commands.worker_cmd",
                "--connect", self.producer_address, "--child",
-               "--name", f"{self.name_prefix}-{index}"]
+               "--name", f"{self.name_prefix}-{index}", "--nice", str(LOCAL_WORKER_NICE)]
         if self.collector_address:
             cmd += ["--collector", self.collector_address]
         if self.keys_dir is not None:
