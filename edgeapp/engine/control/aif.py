@@ -21,9 +21,9 @@ Generative model (one pymdp ``Agent``, batch 1, one-step policies):
   seconds, then stepped down once a second while the backlog drained, far below what the
   machine could carry. And a policy whose setting would need more of the machine than
   ``max_utilisation`` (utilisation now x the relative work of the new setting over the
-  current one) gets prior 0 — above it even "keep" does, so the agent steps down: the SLO
-  states only show an overload once it has happened, the utilisation shows it coming, and
-  the VLM batcher, on the same cores, needs the headroom. Without it, on the real pipeline,
+  current one) gets prior 0, and above ``shed_utilisation`` so does "keep", so the agent
+  steps down: the SLO states only show an overload once it has happened, the utilisation
+  shows it coming, and the VLM batcher, on the same cores, needs the headroom. Without it, on the real pipeline,
   the agent stepped the grade up at a CPU use of 98 % with every SLO OK, and frame latency
   went to 4 s; and it sat at 95 % CPU, where each verdict waited 1–2 s for the VLM.
 
@@ -125,10 +125,11 @@ class AifController:
 
     def __init__(self, space: ParameterSpace, *, prefs: Preferences | None = None,
                  likelihood: SloLikelihood | None = None, settle: int = 3,
-                 max_utilisation: float = 0.85) -> None:
+                 max_utilisation: float = 0.85, shed_utilisation: float = 0.95) -> None:
         self.space = space
         self.settle = settle  # decisions a step up / down is left to show its effect
-        self.max_utilisation = max_utilisation
+        self.max_utilisation = max_utilisation  # no step into a setting needing more
+        self.shed_utilisation = shed_utilisation  # above it, only steps to less work
         self._work = np.array([space.relative_compute(space.from_ranks(r))
                                for r in np.ndindex(*space.shape)]).reshape(space.shape)
         self._top = np.asarray(space.shape) - 1
@@ -171,15 +172,19 @@ class AifController:
     def _allowed(self, pinned: frozenset[str], ranks: tuple[int, int, int],
                  utilisation: float | None) -> np.ndarray:
         """Which policies may be chosen now: none that moves a pinned field; none whose
-        setting needs more than ``max_utilisation`` of the machine (above it, not even
-        "keep": only less work); while a step settles none that raises (after a step up) or
-        moves at all (after a cut). If that leaves nothing, "keep"."""
+        setting needs more than ``max_utilisation`` of the machine, and above
+        ``shed_utilisation`` only those to less work (the gap between the two keeps a bursty
+        CPU reading from stepping it down and up again); while a step settles none that
+        raises (after a step up) or moves at all (after a cut). If that leaves nothing,
+        "keep"."""
         moves = self._steps != 0
         allowed = ~(moves & np.asarray([f in pinned for f in FIELDS])[None, :]).any(axis=1)
         if utilisation is not None:
             to = np.clip(np.asarray(ranks) + self._steps, 0, self._top)  # [policy, factor]
             more = self._work[to[:, 0], to[:, 1], to[:, 2]] / self._work[ranks]
-            allowed &= (more < 1.0) | (utilisation * more <= self.max_utilisation)
+            allowed &= (more <= 1.0) | (utilisation * more <= self.max_utilisation)
+            if utilisation > self.shed_utilisation:
+                allowed &= more < 1.0
         if self._since_up < self.settle:
             allowed &= ~(self._steps > 0).any(axis=1)
         if self._since_cut < self.settle:
