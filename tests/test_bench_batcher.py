@@ -25,7 +25,7 @@ def test_tiny_run_reports_batched_and_unbatched_figures(capsys) -> None:
     assert result["batch_window_ms"] == 50  # the default config's window
     assert result["added_latency_p99_ms"] >= 0
     assert result["failed"] == 0
-    assert result["stations"] == 3 and result["frames_per_request"] == 3
+    assert result["stations"] == 3 and result["frames_per_request"] == 2  # vlm.top_k_frames
     # one-by-one really is one request per batch; batched mode put several in one
     assert result["mean_batch_size"]["unbatched"] == 1
     assert result["mean_batch_size"]["batched"] > 1

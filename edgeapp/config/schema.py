@@ -141,7 +141,7 @@ class VlmConfig:
     max_batch_size: int = setting(16, "most requests in one batch", ge=1, le=1024)
     max_in_flight: int = setting(4, "most batches waiting on the backend at once", ge=1, le=256)
     timeout_s: float = setting(10.0, "deadline of one VLM call", gt=0, le=600)
-    top_k_frames: int = setting(3, "frames of an order sent to the VLM", ge=1, le=32)
+    top_k_frames: int = setting(2, "frames of an order sent to the VLM", ge=1, le=32)
     grade: Literal["low", "medium", "high"] = setting(
         "high", "model grade of the local backend; a grade not installed uses the nearest one")
 

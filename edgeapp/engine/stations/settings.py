@@ -28,7 +28,7 @@ class StationSettings:
     scale: float = 1.0  # frame size as a fraction of the camera's
     clear_seconds: float = 1.0
     pre_buffer_frames: int = 8
-    top_k_frames: int = 3
+    top_k_frames: int = 2
     vlm_timeout_s: float = 10.0
     live_slots: int = 8  # frames in flight to the workers that the engine can still copy
     order_slots: int = 4  # orders whose VLM frames can wait for an answer at once
