@@ -23,9 +23,10 @@ Generative model (one pymdp ``Agent``, batch 1, one-step policies):
   ``max_utilisation`` (utilisation now x the relative work of the new setting over the
   current one) gets prior 0, and above ``shed_utilisation`` so does "keep", so the agent
   steps down: the SLO states only show an overload once it has happened, the utilisation
-  shows it coming, and the VLM batcher, on the same cores, needs the headroom. Without it, on the real pipeline,
-  the agent stepped the grade up at a CPU use of 98 % with every SLO OK, and frame latency
-  went to 4 s; and it sat at 95 % CPU, where each verdict waited 1–2 s for the VLM.
+  shows it coming, and the VLM batcher, on the same cores, needs the headroom. Without it,
+  on the real pipeline, the agent stepped the grade up at a CPU use of 98 % with every SLO
+  OK, and frame latency went to 4 s; and it sat at 95 % CPU, where each verdict waited
+  1–2 s for the VLM.
 
 Policy inference is pymdp's (``infer_states`` then ``infer_policies`` and a deterministic
 ``sample_action``), jitted and run once when the first controller of a model is built, so
