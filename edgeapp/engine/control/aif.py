@@ -131,8 +131,7 @@ class AifController:
         self.settle = settle  # decisions a step up / down is left to show its effect
         self.max_utilisation = max_utilisation  # no step into a setting needing more
         self.shed_utilisation = shed_utilisation  # above it, only steps to less work
-        self._work = np.array([space.relative_compute(space.from_ranks(r))
-                               for r in np.ndindex(*space.shape)]).reshape(space.shape)
+        self._work = space.compute_grid()
         self._top = np.asarray(space.shape) - 1
         self.likelihood = likelihood or SloLikelihood(space, len(Slo))
         # Decisions after a step down during which an SLO's bad state is the old setting's:

@@ -20,7 +20,6 @@ load on a pick-up counter's hardware moves: workers leave, stations are added. S
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -44,8 +43,7 @@ class SloLikelihood:
         size = int(np.prod(self.shape))
         self._prior = np.broadcast_to(column, (slos, len(SloState), size)).copy()
         self._counts = self._prior.copy()
-        ranks = itertools.product(*(range(n) for n in self.shape))
-        log_cost = np.log([space.relative_compute(space.from_ranks(r)) for r in ranks])
+        log_cost = np.log(space.compute_grid().ravel())
         # cheaper[i, j]: the chance that setting j needs no more work than setting i.
         gap = (log_cost[:, None] - log_cost[None, :]) / (sigma * math.sqrt(2))
         cheaper = 0.5 * (1 + np.vectorize(math.erf)(gap))

@@ -16,6 +16,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+import numpy as np
+
 from edgeapp.config.schema import StreamConfig
 from edgeapp.engine.vision.grades import Grade
 
@@ -133,6 +135,10 @@ class ParameterSpace:
         frames x pixels x model GFLOPs, blind to fixed per-frame costs)."""
         return (self.fps_fraction(params) * self.resolution_scale(params) ** 2
                 * GRADE_GFLOPS[params.grade] / GRADE_GFLOPS[Grade.LOW])
+
+    def compute_grid(self) -> np.ndarray:
+        """``relative_compute`` of every setting, indexed by quality ranks (``shape``)."""
+        return np.array([self.relative_compute(p) for p in self.all()]).reshape(self.shape)
 
     def all(self) -> Iterator[StreamParameters]:
         """Every setting of the space."""

@@ -118,8 +118,8 @@ def select_frames(
                        float(cand.detections[keep, 4].sum())))
     picked: list[CandidateFrame] = []
     covered: set[int] = set()
-    settled = [entry for entry in scored if entry[2]]
-    if min_still_s is not None and settled and k > 0:
+    settled = [entry for entry in scored if entry[2]] if min_still_s is not None else []
+    if settled and k > 0:
         last = max(settled, key=lambda entry: entry[0].seq)
         scored.remove(last)
         picked.append(last[0])

@@ -99,7 +99,8 @@ class OrderTracker:
         self._reset()
 
     def _reset(self) -> None:
-        self._candidates: list[tuple[tuple[int, float, int], CandidateFrame]] = []
+        # (rank key, frame, index of its scene in _runs)
+        self._candidates: list[tuple[tuple[int, float, int], CandidateFrame, int]] = []
         self._order_id: str | None = None
         self._confidence = 0.0
         self._reason: str | None = None
@@ -108,7 +109,6 @@ class OrderTracker:
         self._start_ts = self._last_busy_ts = 0.0
         self._scene: np.ndarray | None = None  # thumbnail of the current scene's first frame
         self._runs: list[list[float]] = []  # [first, last] capture time of each scene
-        self._run_of: dict[int, int] = {}  # candidate seq -> index of its scene in _runs
         self._ticket_box: np.ndarray | None = None  # where this order's ticket lies
         self._strangers = 0  # ticket frames in a row that showed only another ticket
 
@@ -211,14 +211,14 @@ class OrderTracker:
                 self._attempts += 1
         counts = item_counts(cand.detections, self._ticket)
         key = (sum(counts.values()), float(cand.detections[:, 4].sum()), cand.seq)
-        self._candidates.append((key, cand))
-        self._run_of[cand.seq] = len(self._runs) - 1
+        self._candidates.append((key, cand, len(self._runs) - 1))
         if len(self._candidates) > self._max_candidates:
             self._candidates.remove(min(self._candidates, key=lambda e: e[0]))
 
     def _finish(self, end_ts: float, ended_by: str) -> OrderSegment:
-        frames = tuple(sorted((self._with_still(c) for _, c in self._candidates),
-                              key=lambda c: c.seq))
+        still = [last - first for first, last in self._runs]
+        frames = tuple(sorted((dataclasses.replace(c, still_s=still[run])
+                               for _, c, run in self._candidates), key=lambda c: c.seq))
         segment = OrderSegment(
             self.station_id, self._order_id, self._confidence,
             None if self._order_id else (self._reason or "no ticket read"),
@@ -229,10 +229,6 @@ class OrderTracker:
         self._run = 0
         self._reset()
         return segment
-
-    def _with_still(self, cand: CandidateFrame) -> CandidateFrame:
-        first, last = self._runs[self._run_of[cand.seq]]
-        return dataclasses.replace(cand, still_s=last - first)
 
     def flush(self, end_ts: float, reason: str) -> OrderSegment | None:
         """End the order on the counter now (station stopping or failing), if there is one."""

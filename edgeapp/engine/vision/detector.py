@@ -15,7 +15,8 @@ Pre-processing is split where it is cheapest (measured on the CPU plugin, yolo11
   NHWC->NCHW fuse into the first convolution — measured free (same CPU time per frame as
   feeding the raw IR a ready float tensor). The input is a quarter of the bytes of a float one.
 - so the input shape is static per input size: one compile per (model, input size), any
-  frame size, and the CPU plugin gets a fully static graph.
+  frame size, and the CPU plugin gets a fully static graph (:mod:`.compiled` builds and
+  caches those graphs).
 
 Post-processing is numpy (:mod:`edgeapp.engine.vision.postprocess`), vectorised.
 
@@ -37,7 +38,6 @@ import logging
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from edgeapp.engine.vision import postprocess as pp
+from edgeapp.engine.vision.compiled import LoadedModel
 from edgeapp.engine.vision.grades import Grade, LoadingMode
 from edgeapp.engine.vision.models import (
     GradeMap,
@@ -52,36 +53,16 @@ from edgeapp.engine.vision.models import (
     discover,
     inspect_model,
     installed_models,
-    read_detector,
     resolve_grades,
 )
 from edgeapp.errors import EdgeAppError, InputError, ModelError
 
 if TYPE_CHECKING:
-    import openvino as ov
+    pass
 
 log = logging.getLogger(__name__)
 
-#: Compiled graphs kept per model (one per input size); the least recently used is dropped.
-MAX_VARIANTS = 6
-#: Infer requests per OpenVINO stream (see ``_LoadedModel._compile``).
-REQUESTS_PER_STREAM = 2
 PAD_VALUE = 114
-
-_core_lock = threading.Lock()
-_core: ov.Core | None = None
-
-
-def shared_core() -> ov.Core:
-    """The process's one ``openvino.Core`` (plugins load once; compiled models share it)."""
-    global _core
-    with _core_lock:
-        if _core is None:
-            import openvino as ov
-
-            _core = ov.Core()
-        return _core
-
 
 def effective_input_size(requested: int | None, max_size: int) -> int:
     """``requested`` rounded down to a multiple of 32 and capped at ``max_size``."""
@@ -125,93 +106,6 @@ def check_frame(image: Any, index: int = 0) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
         raise InputError(f"frame {index}: expected shape (H, W, 3) BGR, got {image.shape}")
     return np.ascontiguousarray(image)
-
-
-@dataclass
-class _Variant:
-    """One compiled graph (model + in-graph pre-processing at one input size), its requests."""
-
-    compiled: Any
-    requests: list[Any]  # openvino.InferRequest
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class _LoadedModel:
-    """One model read from disk and checked, with its compiled variants."""
-
-    def __init__(self, info: ModelInfo, device: str, ov_config: Mapping[str, Any]) -> None:
-        self.info = info
-        self.device = device
-        self.ov_config = dict(ov_config)
-        self.model, self.classes = read_detector(info, shared_core())
-        self.max_input_size = info.input_size
-        self._variants: OrderedDict[int, _Variant] = OrderedDict()
-        self._lock = threading.Lock()  # the cache: held for a lookup, never for a compile
-        self._compiling = threading.Lock()  # compiles are serialised: never the same graph twice
-
-    def variant(self, size: int) -> _Variant:
-        """The compiled graph for input size ``size`` (compiled on first use, cached). A
-        cached size is served at once, even while another thread compiles another size."""
-        found = self._cached(size)
-        if found is not None:
-            return found
-        with self._compiling:
-            found = self._cached(size)
-            if found is not None:
-                return found
-            found = self._compile(size)
-            with self._lock:
-                self._variants[size] = found
-                while len(self._variants) > MAX_VARIANTS:
-                    self._variants.popitem(last=False)
-            return found
-
-    def sizes(self) -> list[int]:
-        """The input sizes compiled so far, smallest first."""
-        with self._lock:
-            return sorted(self._variants)
-
-    def _cached(self, size: int) -> _Variant | None:
-        with self._lock:
-            found = self._variants.get(size)
-            if found is not None:
-                self._variants.move_to_end(size)
-            return found
-
-    def _compile(self, size: int) -> _Variant:
-        import openvino as ov
-        from openvino.preprocess import ColorFormat, PrePostProcessor
-
-        model = self.model.clone()
-        model.reshape({model.input(0): [1, 3, size, size]})
-        ppp = PrePostProcessor(model)
-        tensor = ppp.input().tensor()
-        tensor.set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
-        tensor.set_color_format(ColorFormat.BGR)
-        ppp.input().model().set_layout(ov.Layout("NCHW"))
-        ppp.input().preprocess().convert_element_type(ov.Type.f32) \
-            .convert_color(ColorFormat.RGB).scale(255.0)
-        ppp.output(0).tensor().set_element_type(ov.Type.f32)
-        try:
-            compiled = shared_core().compile_model(ppp.build(), self.device, self.ov_config)
-        except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ModelError(f"{self.info.path}: cannot compile for {self.device} at input "
-                             f"{size}: {first[:200]}") from exc
-        optimal = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-        # Twice the optimum: a ready request waits behind each busy stream, so no stream
-        # idles while the calling thread letterboxes, post-processes or is descheduled.
-        requests = [compiled.create_infer_request() for _ in range(REQUESTS_PER_STREAM * optimal)]
-        log.debug("compiled %s at %d (%d requests)", self.info.name, size, len(requests))
-        return _Variant(compiled, requests)
-
-    def close(self) -> None:
-        """Wait for running requests and drop the compiled graphs."""
-        with self._compiling, self._lock:
-            for v in self._variants.values():
-                with v.lock:  # a running batch holds it until its requests are done
-                    pass
-            self._variants.clear()
 
 
 ModelsArg = str | Path | Sequence[ModelInfo] | Mapping[Any, ModelInfo | str | Path] | None
@@ -272,11 +166,11 @@ class Detector:
         self.device = device
         self.ov_config = {"PERFORMANCE_HINT": "THROUGHPUT", **(ov_config or {})}
         self._input_size = None if input_size is None else effective_input_size(input_size, 1 << 16)
-        self._loaded: dict[Path, _LoadedModel] = {}
+        self._loaded: dict[Path, LoadedModel] = {}
         self._load_lock = threading.Lock()
         self._swap_lock = threading.Lock()
         self._grade = Grade.parse(grade)
-        self._active: _LoadedModel | None = None
+        self._active: LoadedModel | None = None
         self._recent_sizes: OrderedDict[int | None, None] = OrderedDict()
         self._closing = threading.Event()
         self._warming: threading.Thread | None = None
@@ -369,16 +263,16 @@ class Detector:
         self._warming.start()
         return self._warming
 
-    def _load(self, info: ModelInfo) -> _LoadedModel:
+    def _load(self, info: ModelInfo) -> LoadedModel:
         with self._load_lock:
             key = info.path.resolve()
             found = self._loaded.get(key)
             if found is None:
-                found = _LoadedModel(info, self.device, self.ov_config)
+                found = LoadedModel(info, self.device, self.ov_config)
                 self._loaded[key] = found
             return found
 
-    def _current(self) -> _LoadedModel:
+    def _current(self) -> LoadedModel:
         with self._swap_lock:
             active = self._active
         if active is None:
@@ -455,7 +349,7 @@ class Detector:
             while len(self._recent_sizes) > 2:
                 self._recent_sizes.popitem(last=False)
 
-    def _run(self, model: _LoadedModel, size: int, frames: list[np.ndarray],
+    def _run(self, model: LoadedModel, size: int, frames: list[np.ndarray],
              members: list[int], results: list[np.ndarray | None]) -> None:
         """Letterbox each frame, start it on a free request; when none is free, finish the
         oldest (wait, post-process) first. The requests run while this thread works."""
