@@ -7,6 +7,8 @@ machine; the simulator tests check how well each controller trades.
 
 from __future__ import annotations
 
+import threading
+
 import openvino  # noqa: F401 - imported up front: its telemetry starts a lasting idle thread
 import pytest
 from engine_helpers import (
@@ -18,6 +20,7 @@ from engine_helpers import (
 )
 
 from edgeapp.config import StationConfig
+from edgeapp.engine.control import elasticity
 from edgeapp.engine.control.parameters import StreamParameters
 from edgeapp.engine.control.slo import Slo, SloState
 from edgeapp.engine.engine import Engine
@@ -137,4 +140,31 @@ def test_with_room_to_spare_quality_steps_up_a_station_can_be_added_and_the_cont
         assert any("static controller" in e.text for e in log.of(Notification))
     finally:
         engine.stop(timeout=20)
+    assert not engine_threads(), engine_threads()
+
+
+def test_stop_waits_for_a_controller_that_is_still_being_built(monkeypatch):
+    # Given a controller whose build outlasts stop()'s first join of the control thread (the
+    # AIF agent compiles for many seconds on a starved machine; a process that exits during
+    # that compile aborts inside XLA)
+    building, built = threading.Event(), threading.Event()
+    real = elasticity.make_controller
+
+    def slow_build(kind, space):
+        building.set()
+        threading.Event().wait(7.0)
+        built.set()
+        return real(kind, space)
+
+    monkeypatch.setattr(elasticity, "make_controller", slow_build)
+    root = short_dir()
+    engine = Engine(engine_config(root, CAM, controller={"kind": "heuristic"}))
+    engine.start()
+    try:
+        assert building.wait(60), "the controller build never began"
+    finally:
+        # When the engine stops while the build runs
+        engine.stop(timeout=10)
+    # Then stop() returned only after the build ended and the control thread with it
+    assert built.is_set()
     assert not engine_threads(), engine_threads()

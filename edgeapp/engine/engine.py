@@ -64,6 +64,8 @@ _MONITOR_S = 0.5
 # between 40 and 95 % on the demo (a ticket read costs a few hundred ms of CPU). The busiest
 # reading of 10 s was measured too: it never let the controller off its start settings.
 _UTILISATION_WINDOW_S = 3.0
+# How long stop() waits for a controller that is still being built (see stop, step 10).
+_CONTROL_BUILD_WAIT_S = 120.0
 
 
 class Engine:
@@ -196,6 +198,12 @@ class Engine:
         # 9. the event bus, last: the notifications of the steps above still reach clients.
         self._bus.stop()
         self._bus.join(5.0)
+        # 10. the control thread once more, if it is still building the AIF agent (JAX
+        #     compiles for many seconds on a starved machine and cannot be cut short): a
+        #     process that exits meanwhile aborts inside XLA ("exception not rethrown").
+        if not self._control.join(_CONTROL_BUILD_WAIT_S):
+            logger.warning("the controller was still starting %.0f s after stop",
+                           _CONTROL_BUILD_WAIT_S)
         self._stopped.set()
 
     def hurry(self) -> None:

@@ -108,7 +108,7 @@ class ControlLoop:
     # ── control thread ───────────────────────────────────────────────────────────────────
 
     def _run(self) -> None:
-        if self.elasticity.kind != self._kind:
+        if self.elasticity.kind != self._kind and not self._stop.is_set():
             try:
                 self.set_controller(self._kind)
             except Exception as exc:  # keep the parameters where they are; say why
