@@ -98,7 +98,7 @@ def test_the_producer_sizes_the_workers_openvino_runtime() -> None:
     proc.load(0, 0)
     try:
         assert proc.detector is not None
-        compiled = proc.detector._current().variant(proc.detector.input_size).compiled
+        compiled = proc.detector._current().variant((192, 320)).compiled
         assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
         assert compiled.get_property("NUM_STREAMS") == 1
         assert compiled.get_property("ENABLE_CPU_PINNING") is False

@@ -118,10 +118,13 @@ def test_box_iou_known_values() -> None:
 
 
 def test_decode_and_unletterbox_a_synthetic_head_output() -> None:
-    # Given a 1280x720 frame letterboxed into 320: scaled by 0.25 to 320x180, 70 px pad above
-    # and below
+    # Given a 1280x720 frame letterboxed into 320: scaled by 0.25 to 320x180 and padded to the
+    # stride (32) only, as ultralytics predicts: 6 px above and below, a 320x192 input
     lb = pp.letterbox(720, 1280, 320)
-    assert (lb.new_w, lb.new_h, lb.top, lb.bottom, lb.left, lb.right) == (320, 180, 70, 70, 0, 0)
+    assert (lb.new_w, lb.new_h, lb.top, lb.bottom, lb.left, lb.right) == (320, 180, 6, 6, 0, 0)
+    assert lb.shape == (192, 320)
+    assert [pp.letterbox(h, w, 320).shape for h, w in ((1280, 720), (480, 640), (90, 90))] == [
+        (320, 192), (256, 320), (320, 320)]
     head = np.zeros((1, 4 + 3, 5), np.float32)
     # anchor 0: class 2 at 0.9, box (100,100)-(140,120) in model pixels; anchor 1: a duplicate
     # of it at 0.8 (suppressed); anchor 2: class 0 at 0.2 (under conf); anchor 3: class 1.
@@ -131,14 +134,14 @@ def test_decode_and_unletterbox_a_synthetic_head_output() -> None:
     head[0, 6, 1] = 0.8
     head[0, :4, 2] = [50, 100, 10, 10]
     head[0, 4, 2] = 0.2
-    head[0, :4, 3] = [310, 240, 40, 20]  # reaches past the right edge: clipped
+    head[0, :4, 3] = [310, 170, 40, 20]  # reaches past the right edge: clipped
     head[0, 5, 3] = 0.5
     # When decoded and mapped back to the frame
     dets = pp.postprocess(head, lb, 720, 1280, conf=0.25, iou=0.7)
     # Then two boxes, best first, in frame pixels, clipped to the frame
     assert dets.dtype == np.float32 and dets.shape == (2, 6)
-    np.testing.assert_allclose(dets[0], [400, 120, 560, 200, 0.9, 2], atol=1e-4)
-    np.testing.assert_allclose(dets[1], [1160, 640, 1280, 720, 0.5, 1], atol=1e-4)
+    np.testing.assert_allclose(dets[0], [400, 376, 560, 456, 0.9, 2], atol=1e-4)
+    np.testing.assert_allclose(dets[1], [1160, 616, 1280, 696, 0.5, 1], atol=1e-4)
 
 
 def test_decode_keeps_at_most_max_det() -> None:
@@ -200,15 +203,17 @@ def test_matches_an_independent_cv2_and_raw_ir_pipeline(detector, samples) -> No
 
     # Given the raw IR fed the way ultralytics feeds it: cv2 letterbox, RGB, /255, NCHW float
     core = ov.Core()
-    model = core.read_model(str(detector.model_info.path))
-    model.reshape([1, 3, 320, 320])
-    raw = core.compile_model(model, "CPU")
+    raw = {}  # one compiled IR per input shape
     for image, _ in samples[:8]:
         lb = pp.letterbox(*image.shape[:2], 320)
+        if lb.shape not in raw:
+            model = core.read_model(str(detector.model_info.path))
+            model.reshape([1, 3, *lb.shape])
+            raw[lb.shape] = core.compile_model(model, "CPU")
         boxed = cv2.copyMakeBorder(cv2.resize(image, (lb.new_w, lb.new_h)), lb.top, lb.bottom,
                                    lb.left, lb.right, cv2.BORDER_CONSTANT, value=(114,) * 3)
         x = boxed[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255
-        head = raw(x)[0]
+        head = raw[lb.shape](x)[0]
         want = np.array([[*b, s, c] for b, s, c in _slow_decode(head[0], lb)], np.float32)
         # When the detector sees the frame itself
         got = detector.detect(image)
@@ -349,18 +354,27 @@ def test_warm_up_compiles_every_grade_at_every_size_while_detection_goes_on(samp
         during = [d.detect(image) for _ in range(3)]  # served by the graph already compiled
         warming.join(120)
         assert not warming.is_alive()
-        assert d.compiled_sizes() == {"yolo11n-demo": [160, 224, 320]}
+        # (for the 16:9 frame it plans for before it has seen one: the sample's own aspect)
+        assert d.compiled_shapes() == {"yolo11n-demo": [(96, 160), (128, 224), (192, 320)]}
         assert all(np.allclose(before, got) for got in during)
         assert len(d.detect(image, 160)) and len(d.detect(image, 224))
+        # A frame of another aspect (4:3) is detected at once and warms its own shapes
+        four_three = cv2.resize(image[:, 160:1120], (640, 480))
+        assert len(d.detect(four_three))
+        assert d._warming is not None
+        d._warming.join(120)
+        assert d.compiled_shapes()["yolo11n-demo"] == [
+            (96, 160), (128, 160), (128, 224), (192, 224), (192, 320), (256, 320)]
     # A worker's processor warms the sizes its confirmation lists, after its load.
     proc = make_processor({"work_load": 0, "loading_mode": 0, "warm_sizes": [256]})
     proc.load(0, 0)
     try:
         assert proc.detector is not None and proc.detector._warming is not None
         proc.detector._warming.join(120)
-        sizes = proc.detector.compiled_sizes()
-        assert sizes.pop("yolo11n-demo") == [256, 320]  # its start size, and 256
-        assert sizes and all(s == [256] for s in sizes.values())  # every other grade's model
+        shapes = proc.detector.compiled_shapes()
+        # its start size, and 256, for a 16:9 frame
+        assert shapes.pop("yolo11n-demo") == [(160, 256), (192, 320)]
+        assert shapes and all(s == [(160, 256)] for s in shapes.values())  # every other grade
     finally:
         proc.close()
     with pytest.raises(InputError, match="warm_sizes"):

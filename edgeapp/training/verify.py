@@ -1,11 +1,12 @@
 """``edgeapp models verify``: does our detector see what ultralytics sees with the same weights?
 
 On the same held-out synthetic frames, ``Detector`` (OpenVINO IR, our pre/post-processing)
-and ultralytics' own ``predict`` of the model's ``.pt`` (PyTorch, square letterbox like ours:
-``rect=False``) must agree: matched boxes overlap with IoU >= 0.9 and have the same class, and
-a box found by one side only is allowed only when its score is within ``margin`` of the
-confidence threshold (FP16 weights move scores by ~1e-3; a box at 0.251 may be 0.249 on the
-other side). Both sides are also scored against the generator's ground truth.
+and ultralytics' own ``predict`` of the model's ``.pt`` (PyTorch, its default letterbox, padded
+to the stride only like ours: ``rect=True``) must agree: matched boxes overlap with IoU >= 0.9
+and have the same class, and a box found by one side only is allowed only when its score is
+within ``margin`` of the confidence threshold (FP16 weights move scores by ~1e-3; a box at
+0.251 may be 0.249 on the other side). Both sides are also scored against the generator's
+ground truth.
 
 Needs the ``train`` extra (ultralytics + torch) for the reference side; ``compare`` and
 ``write_card`` are plain numpy / YAML and run anywhere.
@@ -115,14 +116,15 @@ def reference_predictions(
     pt: Path, frames: Sequence[np.ndarray], *, imgsz: int, conf: float, iou: float,
     max_det: int = 300,
 ) -> list[np.ndarray]:
-    """ultralytics' own prediction of ``pt`` (square letterbox, CPU), as ``(N, 6)`` arrays."""
+    """ultralytics' own prediction of ``pt`` (stride-padded letterbox, CPU), as ``(N, 6)``
+    arrays."""
     from edgeapp.training.export import require_train_extra
 
     os.environ.setdefault("YOLO_OFFLINE", "1")
     yolo = require_train_extra()(str(pt))
     out = []
     for frame in frames:
-        r = yolo.predict(frame, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, rect=False,
+        r = yolo.predict(frame, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, rect=True,
                          device="cpu", verbose=False)[0].boxes
         out.append(np.concatenate([r.xyxy.numpy(), r.conf.numpy()[:, None],
                                    r.cls.numpy()[:, None]], axis=1).astype(np.float32))
@@ -154,7 +156,7 @@ def verify_model(
               "frames_seed": seed, **compare(ours, ref, conf=conf),
               "truth_ours": score_against_truth(ours, truths),
               "truth_ultralytics": score_against_truth(ref, truths),
-              "reference": f"ultralytics predict of {info.pt_path.name} (rect=False)"}
+              "reference": f"ultralytics predict of {info.pt_path.name} (rect=True)"}
     return result
 
 

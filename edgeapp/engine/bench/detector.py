@@ -3,9 +3,10 @@
 Ours: ``Detector.detect_batch`` on pre-rendered 1280x720 ``uint8`` synthetic frames, as a
 worker gets them, so the figure includes the pre-processing (cv2 letterbox, then colour, scale
 and layout in the graph) and the numpy post-processing (decode + NMS + un-letterbox).
-Theirs: ``benchmark_app`` on the raw IR at the same square input size (``-hint throughput
--shape [1,3,S,S]``), which feeds ready-made float tensors and does no post-processing: the
-ceiling for this model on this machine.
+Theirs: ``benchmark_app`` on the raw IR at the same input shape (``-hint throughput -shape
+[1,3,H,W]``: the letterbox of the frame at the input size, 320x192 for 1280x720 at 320), which
+feeds ready-made float tensors and does no post-processing: the ceiling for this model on
+this machine.
 
 The machine may be busy, so runs are interleaved (ours, theirs, ours, theirs, …): each side
 reports its median FPS, and ``ratio`` is the median of the back-to-back pairs' ratios.
@@ -33,6 +34,7 @@ from edgeapp.engine.sources.synthetic import FrameTruth, SyntheticScene
 from edgeapp.engine.vision.detector import Detector
 from edgeapp.engine.vision.grades import Grade
 from edgeapp.engine.vision.models import ModelInfo
+from edgeapp.engine.vision.postprocess import letterbox
 from edgeapp.errors import EdgeAppError
 
 _THROUGHPUT = re.compile(r"Throughput:\s*([0-9.]+)\s*FPS")
@@ -67,11 +69,12 @@ def _children_cpu_s() -> float | None:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_benchmark_app(xml: Path, input_size: int, seconds: float | None, device: str = "CPU",
-                      *, iterations: int | None = None) -> AppRun:
-    """``benchmark_app`` on the raw IR at ``[1, 3, S, S]`` for ``seconds`` (or ``iterations``)."""
+def run_benchmark_app(xml: Path, shape: tuple[int, int], seconds: float | None,
+                      device: str = "CPU", *, iterations: int | None = None) -> AppRun:
+    """``benchmark_app`` on the raw IR at ``[1, 3, H, W]`` (``shape``) for ``seconds`` (or
+    ``iterations``)."""
     cmd = [*benchmark_app_command(), "-m", str(xml), "-d", device, "-hint", "throughput",
-           "-shape", f"[1,3,{input_size},{input_size}]"]
+           "-shape", f"[1,3,{shape[0]},{shape[1]}]"]
     cmd += ["-niter", str(iterations)] if iterations else ["-t", str(max(1, round(seconds or 1)))]
     before = _children_cpu_s()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=(seconds or 10) * 4 + 120,
@@ -134,13 +137,14 @@ def bench_detector(
         size = detector.input_size
         unique = [image for image, _ in held_out_frames(frames)]
         images = (unique * (batch // len(unique) + 1))[:max(batch, len(unique))]
+        shape = letterbox(*images[0].shape[:2], size).shape  # what the detector feeds
         detector.detect_batch(images[:batch])  # compile + warm up outside the timing
-        start_up = run_benchmark_app(info.path, size, None, device, iterations=1)
+        start_up = run_benchmark_app(info.path, shape, None, device, iterations=1)
         ours: list[tuple[float, float]] = []
         theirs: list[AppRun] = []
         for _ in range(rounds):
             ours.append(_ours(detector, images, batch, seconds))
-            theirs.append(run_benchmark_app(info.path, size, seconds, device))
+            theirs.append(run_benchmark_app(info.path, shape, seconds, device))
         latencies = []
         for image in (unique * (latency_frames // len(unique) + 1))[:latency_frames]:
             t = time.perf_counter()
@@ -158,7 +162,7 @@ def bench_detector(
             * 1000 for r in theirs)
     return {
         "model": info.name, "grade": g.name.lower(),
-        "fallback": detector.fallback, "input": size,
+        "fallback": detector.fallback, "input": size, "input_shape": f"{shape[1]}x{shape[0]}",
         "frame": f"{images[0].shape[1]}x{images[0].shape[0]}", "batch": batch,
         "edgeapp_fps": round(edgeapp_fps, 1), "openvino_benchmark_fps": round(ov_fps, 1),
         "ratio": round(statistics.median(pair_ratios), 3) if pair_ratios else None,

@@ -4,7 +4,8 @@
 own cost is not counted) go ``Producer.submit`` → ROUTER → K local ``edgeapp --worker``
 processes (:class:`LocalWorkers`) running the real detector (``YOLO_DETECTION``, the grade's
 model) → PUSH → ``Collector`` (reorder) → subscriber, at most ``window`` frames in flight.
-*benchmark_app*: the same IR at the same input size on the same device, THROUGHPUT hint.
+*benchmark_app*: the same IR at the same input shape (the letterbox of a 1280x720 frame at
+the input size) on the same device, THROUGHPUT hint.
 
 Rounds are interleaved (pipeline, benchmark_app, pipeline, …) so both see the same background
 load; each side reports its best round (other work on the machine only ever slows a run down)
@@ -259,6 +260,7 @@ def bench_pipeline(workers: int | None = None, grade: str | int = "n",
     from edgeapp.engine.vision.detector import effective_input_size
     from edgeapp.engine.vision.grades import Grade
     from edgeapp.engine.vision.models import installed_models, resolve_grades
+    from edgeapp.engine.vision.postprocess import letterbox
 
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
@@ -270,6 +272,7 @@ def bench_pipeline(workers: int | None = None, grade: str | int = "n",
     grades = resolve_grades(installed_models())
     info = grades.models[g]
     size = effective_input_size(input_size, info.input_size)
+    shape = letterbox(FRAME_H, FRAME_W, size).shape  # what the workers feed the model
     tune = tuning or default_tuning(workers)
     images = render_frames(unique_frames)
     done: list[Round] = []
@@ -277,10 +280,10 @@ def bench_pipeline(workers: int | None = None, grade: str | int = "n",
     path = LocalPipeline(int(g), tune, on_result)
     try:
         path.start(images, size)
-        start_up = run_benchmark_app(info.path, size, None, device, iterations=1)
+        start_up = run_benchmark_app(info.path, shape, None, device, iterations=1)
         for index in range(rounds):
             done.append(path.run_round(f"round-{index}", images, size, frames))
-            app.append(run_benchmark_app(info.path, size, seconds, device))
+            app.append(run_benchmark_app(info.path, shape, seconds, device))
     finally:
         path.stop()
     skip = min(frames // 4, tune.window)  # the pipeline filling up is not timed
@@ -295,7 +298,8 @@ def bench_pipeline(workers: int | None = None, grade: str | int = "n",
         "ratio": round(best_pipe / best_app, 3) if best_app else None,
         "p95_frame_latency_ms": _ms(latencies, 95), "p50_frame_latency_ms": _ms(latencies, 50),
         "model": info.name, "grade": g.name.lower(), "fallback": grades.fallbacks.get(g),
-        "input": size, "frame": f"{FRAME_W}x{FRAME_H}", **tune.summary(),
+        "input": size, "input_shape": f"{shape[1]}x{shape[0]}", "frame": f"{FRAME_W}x{FRAME_H}",
+        **tune.summary(),
         "frames_per_round": frames, "rounds": rounds, "frames_delivered": delivered,
         "detections_per_frame": round(sum(r.detections for r in done) / max(1, delivered), 2),
         "pipeline_cpu_ms_per_frame": pipe_cpu,

@@ -1,11 +1,12 @@
-"""One detector model read from disk, compiled once per input size, with its infer requests.
+"""One detector model read from disk, compiled once per input shape, with its infer requests.
 
 Everything per pixel after the letterbox stays in the graph via ``PrePostProcessor``: the
-input tensor is ``uint8`` BGR ``NHWC`` ``[1, S, S, 3]``, and u8->f32, BGR->RGB, ``/255`` and
+input tensor is ``uint8`` BGR ``NHWC`` ``[1, H, W, 3]``, and u8->f32, BGR->RGB, ``/255`` and
 NHWC->NCHW fuse into the first convolution (measured free against feeding the raw IR a ready
-float tensor). So the input shape is static per input size: one compile per (model, input
-size), any frame size, and the CPU plugin gets a fully static graph. A compile costs about
-0.5 s of CPU; a size already compiled is served at once, even while another one compiles.
+float tensor). So the graph is static per input shape: one compile per (model, ``H x W``) —
+an input size and a frame aspect (see ``postprocess.letterbox``) — and the CPU plugin gets a
+fully static graph. A compile costs about 0.5 s of CPU; a shape already compiled is served at
+once, even while another one compiles.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Compiled graphs kept per model (one per input size); the least recently used is dropped.
-MAX_VARIANTS = 6
+#: Compiled graphs kept per model (one per input shape: 4 resolution levels of two frame
+#: aspects); the least recently used is dropped.
+MAX_VARIANTS = 8
 #: Infer requests per OpenVINO stream (see ``LoadedModel._compile``).
 REQUESTS_PER_STREAM = 2
 
@@ -47,7 +49,7 @@ def shared_core() -> ov.Core:
 
 @dataclass
 class Variant:
-    """One compiled graph (model + in-graph pre-processing at one input size), its requests."""
+    """One compiled graph (model + in-graph pre-processing at one input shape), its requests."""
 
     compiled: Any
     requests: list[Any]  # openvino.InferRequest
@@ -63,45 +65,46 @@ class LoadedModel:
         self.ov_config = dict(ov_config)
         self.model, self.classes = read_detector(info, shared_core())
         self.max_input_size = info.input_size
-        self._variants: OrderedDict[int, Variant] = OrderedDict()
+        self._variants: OrderedDict[tuple[int, int], Variant] = OrderedDict()
         self._lock = threading.Lock()  # the cache: held for a lookup, never for a compile
         self._compiling = threading.Lock()  # compiles are serialised: never the same graph twice
 
-    def variant(self, size: int) -> Variant:
-        """The compiled graph for input size ``size`` (compiled on first use, cached). A
-        cached size is served at once, even while another thread compiles another size."""
-        found = self._cached(size)
+    def variant(self, shape: tuple[int, int]) -> Variant:
+        """The compiled graph for the input ``(height, width)`` (compiled on first use,
+        cached). A cached shape is served at once, even while another thread compiles."""
+        found = self._cached(shape)
         if found is not None:
             return found
         with self._compiling:
-            found = self._cached(size)
+            found = self._cached(shape)
             if found is not None:
                 return found
-            found = self._compile(size)
+            found = self._compile(shape)
             with self._lock:
-                self._variants[size] = found
+                self._variants[shape] = found
                 while len(self._variants) > MAX_VARIANTS:
                     self._variants.popitem(last=False)
             return found
 
-    def sizes(self) -> list[int]:
-        """The input sizes compiled so far, smallest first."""
+    def shapes(self) -> list[tuple[int, int]]:
+        """The input ``(height, width)`` shapes compiled so far, smallest first."""
         with self._lock:
             return sorted(self._variants)
 
-    def _cached(self, size: int) -> Variant | None:
+    def _cached(self, shape: tuple[int, int]) -> Variant | None:
         with self._lock:
-            found = self._variants.get(size)
+            found = self._variants.get(shape)
             if found is not None:
-                self._variants.move_to_end(size)
+                self._variants.move_to_end(shape)
             return found
 
-    def _compile(self, size: int) -> Variant:
+    def _compile(self, shape: tuple[int, int]) -> Variant:
         import openvino as ov
         from openvino.preprocess import ColorFormat, PrePostProcessor
 
         model = self.model.clone()
-        model.reshape({model.input(0): [1, 3, size, size]})
+        height, width = shape
+        model.reshape({model.input(0): [1, 3, height, width]})
         ppp = PrePostProcessor(model)
         tensor = ppp.input().tensor()
         tensor.set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
@@ -115,12 +118,13 @@ class LoadedModel:
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelError(f"{self.info.path}: cannot compile for {self.device} at input "
-                             f"{size}: {first[:200]}") from exc
+                             f"{width}x{height}: {first[:200]}") from exc
         optimal = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         # Twice the optimum: a ready request waits behind each busy stream, so no stream
         # idles while the calling thread letterboxes, post-processes or is descheduled.
         requests = [compiled.create_infer_request() for _ in range(REQUESTS_PER_STREAM * optimal)]
-        log.debug("compiled %s at %d (%d requests)", self.info.name, size, len(requests))
+        log.debug("compiled %s at %dx%d (%d requests)", self.info.name, width, height,
+                  len(requests))
         return Variant(compiled, requests)
 
     def close(self) -> None:

@@ -11,12 +11,12 @@ Pre-processing is split where it is cheapest (measured on the CPU plugin, yolo11
   cannot letterbox: it stretches to the model's shape; its ``pad`` only accepts floats, so it
   must follow the u8->f32 conversion.)
 - everything per pixel after that stays in the graph via ``PrePostProcessor``: the input
-  tensor is ``uint8`` BGR ``NHWC`` ``[1, S, S, 3]``, and u8->f32, BGR->RGB, ``/255`` and
+  tensor is ``uint8`` BGR ``NHWC`` ``[1, H, W, 3]``, and u8->f32, BGR->RGB, ``/255`` and
   NHWC->NCHW fuse into the first convolution — measured free (same CPU time per frame as
   feeding the raw IR a ready float tensor). The input is a quarter of the bytes of a float one.
-- so the input shape is static per input size: one compile per (model, input size), any
-  frame size, and the CPU plugin gets a fully static graph (:mod:`.compiled` builds and
-  caches those graphs).
+- the letterbox pads to the stride only (``H x W``: 320x192 for a 16:9 frame at input size
+  320), not to a square, so no compute goes to padding; the graph is static per input shape:
+  one compile per (model, input size, frame aspect) (:mod:`.compiled` builds and caches them).
 
 Post-processing is numpy (:mod:`edgeapp.engine.vision.postprocess`), vectorised.
 
@@ -63,6 +63,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PAD_VALUE = 114
+#: The frame a detector plans for before it has seen one (a load, the warm-up): 16:9, as most
+#: cameras and the synthetic one deliver. A frame of another aspect gets its own graphs.
+DEFAULT_FRAME = (720, 1280)
+#: (input size, frame size) pairs remembered as recently detected: a grade switch compiles
+#: the new model for these before it swaps.
+RECENT_SHAPES = 4
 
 def effective_input_size(requested: int | None, max_size: int) -> int:
     """``requested`` rounded down to a multiple of 32 and capped at ``max_size``."""
@@ -73,6 +79,15 @@ def effective_input_size(requested: int | None, max_size: int) -> int:
     if requested < 32:
         raise InputError(f"input_size: must be >= 32, got {requested}")
     return min(int(requested) // 32 * 32, max_size)
+
+
+def _input_shape(model: LoadedModel, size: int | None, frame: tuple[int, int]) -> tuple[int, int]:
+    """The model input ``(height, width)`` for a frame of ``frame`` (h, w) at input ``size``."""
+    return pp.letterbox(*frame, effective_input_size(size, model.max_input_size)).shape
+
+
+def _same_aspect(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] * b[1] == a[1] * b[0]
 
 
 def single_thread_cv2() -> None:
@@ -88,7 +103,7 @@ def single_thread_cv2() -> None:
 
 
 def letterbox_image(image: np.ndarray, lb: pp.Letterbox) -> np.ndarray:
-    """The frame scaled and padded into the ``S x S`` model input, as ultralytics does it."""
+    """The frame scaled and padded into the model input, as ultralytics does it."""
     if (lb.new_h, lb.new_w) != image.shape[:2]:
         image = cv2.resize(image, (lb.new_w, lb.new_h), interpolation=cv2.INTER_LINEAR)
     if lb.top or lb.bottom or lb.left or lb.right:
@@ -171,9 +186,14 @@ class Detector:
         self._swap_lock = threading.Lock()
         self._grade = Grade.parse(grade)
         self._active: LoadedModel | None = None
-        self._recent_sizes: OrderedDict[int | None, None] = OrderedDict()
+        self._recent: OrderedDict[tuple[int | None, tuple[int, int]], None] = OrderedDict()
         self._closing = threading.Event()
+        self._warm_lock = threading.Lock()
+        self._warm_sizes: list[int | None] = []
+        self._warm_jobs: deque[tuple[ModelInfo, int | None, tuple[int, int]]] = deque()
+        self._warm_failed: set[Path] = set()
         self._warming: threading.Thread | None = None
+        self._warm_running = False
         if self.fallback:
             log.warning("detector grade %s: %s", self._grade.name, self.fallback)
         if self.loading_mode is LoadingMode.EAGER:
@@ -206,11 +226,11 @@ class Detector:
         with self._load_lock:
             return [m.info.name for m in self._loaded.values()]
 
-    def compiled_sizes(self) -> dict[str, list[int]]:
-        """Per loaded model, the input sizes it is compiled for now."""
+    def compiled_shapes(self) -> dict[str, list[tuple[int, int]]]:
+        """Per loaded model, the input ``(height, width)`` shapes it is compiled for now."""
         with self._load_lock:
             loaded = list(self._loaded.values())
-        return {m.info.name: m.sizes() for m in loaded}
+        return {m.info.name: m.shapes() for m in loaded}
 
     @property
     def max_input_size(self) -> int:
@@ -233,35 +253,56 @@ class Detector:
         grades = list(Grade) if self.loading_mode is LoadingMode.EAGER else [self._grade]
         for g in grades:
             loaded = self._load(self.grades.models[g])
-            loaded.variant(effective_input_size(self._input_size, loaded.max_input_size))
+            loaded.variant(_input_shape(loaded, self._input_size, DEFAULT_FRAME))
         self._current()
 
     def warm(self, sizes: Sequence[int | None]) -> threading.Thread:
-        """Compile every grade's model at every input size in ``sizes``, in the background.
+        """Compile every grade's model at every input size in ``sizes``, in the background:
+        for the frame sizes detected so far (a 16:9 frame before the first), and later for
+        each frame of a new aspect as it comes.
 
         A grade or resolution change then finds its graph ready: compiling one costs about
         0.5 s of CPU, and a worker that compiles on the switch holds every frame of the
         stream that long. Detection goes on meanwhile on the graphs already compiled; a
         failure is logged, not raised (the switch compiles it again and reports it then).
-        Returns the thread, for whoever must wait for it.
+        Returns the warming thread, for whoever must wait for it.
         """
+        with self._swap_lock:
+            frames = list(dict.fromkeys(frame for _, frame in self._recent)) or [DEFAULT_FRAME]
+        with self._warm_lock:
+            self._warm_sizes = list(sizes)
+        return self._queue_warm(frames)
+
+    def _queue_warm(self, frames: Iterable[tuple[int, int]]) -> threading.Thread:
+        """Add a warm-up of every grade at every warm size for ``frames``; start the warming
+        thread when it is not running."""
         models = {info.path.resolve(): info for info in self.grades.models.values()}
+        with self._warm_lock:
+            self._warm_jobs.extend((info, size, frame) for frame in frames
+                                   for info in models.values() for size in self._warm_sizes)
+            if self._warming is None or not self._warm_running:
+                self._warm_running = True
+                self._warming = threading.Thread(target=self._warm_run, name="detector-warm",
+                                                 daemon=True)
+                self._warming.start()
+            return self._warming
 
-        def run() -> None:
-            for info in models.values():
-                for size in sizes:
-                    if self._closing.is_set():
-                        return
-                    try:
-                        loaded = self._load(info)
-                        loaded.variant(effective_input_size(size, loaded.max_input_size))
-                    except Exception as exc:  # a warm-up is best effort
-                        log.warning("warming %s at input %s failed: %s", info.name, size, exc)
-                        break
-
-        self._warming = threading.Thread(target=run, name="detector-warm", daemon=True)
-        self._warming.start()
-        return self._warming
+    def _warm_run(self) -> None:
+        while True:
+            with self._warm_lock:
+                if not self._warm_jobs or self._closing.is_set():
+                    self._warm_running = False
+                    return
+                info, size, frame = self._warm_jobs.popleft()
+                if info.path in self._warm_failed:
+                    continue
+            try:
+                loaded = self._load(info)
+                loaded.variant(_input_shape(loaded, size, frame))
+            except Exception as exc:  # a warm-up is best effort
+                log.warning("warming %s at input %s failed: %s", info.name, size, exc)
+                with self._warm_lock:
+                    self._warm_failed.add(info.path)
 
     def _load(self, info: ModelInfo) -> LoadedModel:
         with self._load_lock:
@@ -294,9 +335,9 @@ class Detector:
             return
         new = self._load(self.grades.models[grade])
         with self._swap_lock:
-            recent = list(self._recent_sizes) or [self._input_size]
-        for size in recent:  # compile now, so the next batch does not wait for it
-            new.variant(effective_input_size(size, new.max_input_size))
+            recent = list(self._recent) or [(self._input_size, DEFAULT_FRAME)]
+        for size, frame in recent:  # compile now, so the next batch does not wait for it
+            new.variant(_input_shape(new, size, frame))
         with self._swap_lock:
             self._active, self._grade = new, grade
         if grade in self.grades.fallbacks:
@@ -325,35 +366,44 @@ class Detector:
             if len(sizes) != len(frames):
                 raise InputError(f"input_size: {len(sizes)} sizes for {len(frames)} frames")
         model = self._current()  # a batch runs on the model it started with
-        groups: dict[int, list[int]] = {}
-        for i, size in enumerate(sizes):
-            requested = self._input_size if size is None else size
-            groups.setdefault(effective_input_size(requested, model.max_input_size), []).append(i)
-        self._remember_sizes([self._input_size if s is None else s for s in sizes])
+        requested = [self._input_size if s is None else s for s in sizes]
+        frame_sizes = [(im.shape[0], im.shape[1]) for im in frames]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, (size, frame) in enumerate(zip(requested, frame_sizes, strict=True)):
+            groups.setdefault(_input_shape(model, size, frame), []).append(i)
+        self._remember(zip(requested, frame_sizes, strict=True))
         results: list[np.ndarray | None] = [None] * len(frames)
-        for size, members in groups.items():
+        for shape, members in groups.items():
             try:
-                self._run(model, size, frames, members, results)
+                self._run(model, shape, frames, members, results)
             except EdgeAppError:
                 raise
             except Exception as exc:  # openvino's RuntimeError, out of memory, …
-                raise ModelError(f"{model.info.name}: inference failed at input {size}: "
-                                 f"{exc}") from exc
+                raise ModelError(f"{model.info.name}: inference failed at input "
+                                 f"{shape[1]}x{shape[0]}: {exc}") from exc
         return results  # type: ignore[return-value]
 
-    def _remember_sizes(self, sizes: list[int | None]) -> None:
+    def _remember(self, pairs: Iterable[tuple[int | None, tuple[int, int]]]) -> None:
+        """Note the (input size, frame size) pairs detected; a frame of a new aspect starts
+        the warm-up of its shapes when ``warm`` was asked for."""
+        new_aspects = []
         with self._swap_lock:
-            for size in dict.fromkeys(sizes):
-                self._recent_sizes[size] = None
-                self._recent_sizes.move_to_end(size)
-            while len(self._recent_sizes) > 2:
-                self._recent_sizes.popitem(last=False)
+            for size, frame in dict.fromkeys(pairs):
+                if not any(_same_aspect(frame, seen) for _, seen in self._recent):
+                    new_aspects.append(frame)
+                self._recent[(size, frame)] = None
+                self._recent.move_to_end((size, frame))
+            while len(self._recent) > RECENT_SHAPES:
+                self._recent.popitem(last=False)
+        if new_aspects and self._warm_sizes and not self._closing.is_set():
+            self._queue_warm(new_aspects)
 
-    def _run(self, model: LoadedModel, size: int, frames: list[np.ndarray],
+    def _run(self, model: LoadedModel, shape: tuple[int, int], frames: list[np.ndarray],
              members: list[int], results: list[np.ndarray | None]) -> None:
         """Letterbox each frame, start it on a free request; when none is free, finish the
         oldest (wait, post-process) first. The requests run while this thread works."""
-        variant = model.variant(size)
+        variant = model.variant(shape)
+        size = max(shape)  # the long side of a frame is scaled to the input size exactly
         pending: deque[tuple[Any, int, pp.Letterbox, np.ndarray]] = deque()
         free = list(variant.requests)
 

