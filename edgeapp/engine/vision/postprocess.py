@@ -83,6 +83,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     numpy work is matrix-at-a-time.
     """
     order = np.argsort(-scores, kind="stable")
+    if len(order) < 2:
+        return order
     b = boxes[order].astype(np.float32, copy=False)
     n = len(b)
     alive = np.ones(n, bool)
@@ -119,20 +121,24 @@ def decode(
     """Head output ``(1, 4+nc, A)`` or ``(4+nc, A)`` -> ``(N, 6)`` in model-input pixels."""
     pred = output[0] if output.ndim == 3 else output
     class_scores = pred[4:]
-    best = class_scores.argmax(axis=0)
-    score = np.take_along_axis(class_scores, best[None], axis=0)[0]
-    cand = np.flatnonzero(score > conf)
+    # The best score of every anchor, the class only of those above ``conf`` (a few dozen of
+    # some thousand anchors): the per-frame numpy work stays small next to the inference.
+    cand = np.flatnonzero(class_scores.max(axis=0) > conf)
     if len(cand) == 0:
         return np.zeros((0, 6), np.float32)
+    cand_scores = class_scores[:, cand]
+    best = cand_scores.argmax(axis=0)
+    score = cand_scores[best, np.arange(len(cand))]
     if len(cand) > MAX_NMS:
-        cand = cand[np.argsort(-score[cand], kind="stable")[:MAX_NMS]]
+        top = np.argsort(-score, kind="stable")[:MAX_NMS]
+        cand, best, score = cand[top], best[top], score[top]
     cx, cy, w, h = pred[:4, cand]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-    keep = batched_nms(boxes, score[cand], best[cand], iou)[:max_det]
+    keep = batched_nms(boxes, score, best, iou)[:max_det]
     out = np.empty((len(keep), 6), np.float32)
     out[:, :4] = boxes[keep]
-    out[:, 4] = score[cand][keep]
-    out[:, 5] = best[cand][keep]
+    out[:, 4] = score[keep]
+    out[:, 5] = best[keep]
     return out
 
 
