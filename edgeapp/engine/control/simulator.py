@@ -91,9 +91,10 @@ class Scenario:
                      if b.stations > a.stations or sum(b.workers) < sum(a.workers))
 
 
-# Four stations (the demo) on an 8-core box and three 4-core ones. Full quality needs ~97 % of
-# that, which a queue cannot sustain: the controller has to find the best setting that fits.
-_CLUSTER = (8, 4, 4, 4)
+# Four stations (the demo) on a 4-core box, a 3-core one and two 2-core ones. Full quality
+# needs ~96 % of that, which a queue cannot sustain: the controller has to find the best
+# setting that fits.
+_CLUSTER = (4, 3, 2, 2)
 SCENARIOS = {
     "steady": Scenario("steady", 900, (Phase(0, 4, _CLUSTER),)),
     "capacity_drop": Scenario("capacity_drop", 900, (
