@@ -39,7 +39,7 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
@@ -57,9 +57,6 @@ from edgeapp.engine.vision.models import (
 )
 from edgeapp.errors import EdgeAppError, InputError, ModelError
 
-if TYPE_CHECKING:
-    pass
-
 log = logging.getLogger(__name__)
 
 PAD_VALUE = 114
@@ -69,6 +66,7 @@ DEFAULT_FRAME = (720, 1280)
 #: (input size, frame size) pairs remembered as recently detected: a grade switch compiles
 #: the new model for these before it swaps.
 RECENT_SHAPES = 4
+
 
 def effective_input_size(requested: int | None, max_size: int) -> int:
     """``requested`` rounded down to a multiple of 32 and capped at ``max_size``."""
@@ -81,9 +79,14 @@ def effective_input_size(requested: int | None, max_size: int) -> int:
     return min(int(requested) // 32 * 32, max_size)
 
 
+def _letterbox(model: LoadedModel, size: int | None, frame: tuple[int, int]) -> pp.Letterbox:
+    """How a frame of ``frame`` (h, w) goes into ``model`` at input ``size``."""
+    return pp.letterbox(*frame, effective_input_size(size, model.max_input_size))
+
+
 def _input_shape(model: LoadedModel, size: int | None, frame: tuple[int, int]) -> tuple[int, int]:
     """The model input ``(height, width)`` for a frame of ``frame`` (h, w) at input ``size``."""
-    return pp.letterbox(*frame, effective_input_size(size, model.max_input_size)).shape
+    return _letterbox(model, size, frame).shape
 
 
 def _same_aspect(a: tuple[int, int], b: tuple[int, int]) -> bool:
@@ -280,7 +283,7 @@ class Detector:
         with self._warm_lock:
             self._warm_jobs.extend((info, size, frame) for frame in frames
                                    for info in models.values() for size in self._warm_sizes)
-            if self._warming is None or not self._warm_running:
+            if not self._warm_running:
                 self._warm_running = True
                 self._warming = threading.Thread(target=self._warm_run, name="detector-warm",
                                                  daemon=True)
@@ -368,9 +371,10 @@ class Detector:
         model = self._current()  # a batch runs on the model it started with
         requested = [self._input_size if s is None else s for s in sizes]
         frame_sizes = [(im.shape[0], im.shape[1]) for im in frames]
-        groups: dict[tuple[int, int], list[int]] = {}
+        groups: dict[tuple[int, int], list[tuple[int, pp.Letterbox]]] = {}
         for i, (size, frame) in enumerate(zip(requested, frame_sizes, strict=True)):
-            groups.setdefault(_input_shape(model, size, frame), []).append(i)
+            lb = _letterbox(model, size, frame)
+            groups.setdefault(lb.shape, []).append((i, lb))
         self._remember(zip(requested, frame_sizes, strict=True))
         results: list[np.ndarray | None] = [None] * len(frames)
         for shape, members in groups.items():
@@ -399,11 +403,11 @@ class Detector:
             self._queue_warm(new_aspects)
 
     def _run(self, model: LoadedModel, shape: tuple[int, int], frames: list[np.ndarray],
-             members: list[int], results: list[np.ndarray | None]) -> None:
+             members: list[tuple[int, pp.Letterbox]],
+             results: list[np.ndarray | None]) -> None:
         """Letterbox each frame, start it on a free request; when none is free, finish the
         oldest (wait, post-process) first. The requests run while this thread works."""
         variant = model.variant(shape)
-        size = max(shape)  # the long side of a frame is scaled to the input size exactly
         pending: deque[tuple[Any, int, pp.Letterbox, np.ndarray]] = deque()
         free = list(variant.requests)
 
@@ -417,9 +421,7 @@ class Detector:
 
         with variant.lock:
             try:
-                for i in members:
-                    h, w = frames[i].shape[:2]
-                    lb = pp.letterbox(h, w, size)
+                for i, lb in members:
                     tensor = letterbox_image(frames[i], lb)[None]
                     if not free:
                         finish()
