@@ -97,10 +97,10 @@ def packing_frames(catalog: Catalog, seed: int) -> tuple[np.ndarray, np.ndarray,
 # ── what it answers ──────────────────────────────────────────────────────────────────────
 
 
-def test_default_grade_is_high_and_the_model_is_named(backend, detector) -> None:
-    assert backend.grade is Grade.HIGH and backend.name == "local"
-    assert backend.model == detector.grades.models[Grade.HIGH].name
-    assert backend.fallback == detector.grades.fallbacks.get(Grade.HIGH)
+def test_default_grade_is_medium_and_the_model_is_named(backend, detector) -> None:
+    assert backend.grade is Grade.MEDIUM and backend.name == "local"
+    assert backend.model == detector.grades.models[Grade.MEDIUM].name
+    assert backend.fallback == detector.grades.fallbacks.get(Grade.MEDIUM)
     assert backend.model in detector.loaded_models
 
 

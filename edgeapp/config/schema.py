@@ -142,8 +142,10 @@ class VlmConfig:
     max_in_flight: int = setting(4, "most batches waiting on the backend at once", ge=1, le=256)
     timeout_s: float = setting(10.0, "deadline of one VLM call", gt=0, le=600)
     top_k_frames: int = setting(2, "frames of an order sent to the VLM", ge=1, le=32)
+    # medium: on the 2-core demo machine the m model judged worse and 3x slower than s
+    # (README, "The demo end to end").
     grade: Literal["low", "medium", "high"] = setting(
-        "high", "model grade of the local backend; a grade not installed uses the nearest one")
+        "medium", "model grade of the local backend; a grade not installed uses the nearest one")
 
 
 @dataclass(frozen=True)

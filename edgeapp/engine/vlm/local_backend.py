@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Grade the local backend detects at unless the config says otherwise.
-DEFAULT_GRADE = Grade.HIGH
+#: Grade the local backend detects at unless the config says otherwise (``vlm.grade``).
+DEFAULT_GRADE = Grade.MEDIUM
 #: Boxes of different classes that overlap this much are one object the model could not
 #: decide on (a coffee cup it also calls cola): only the more confident one is counted. The
 #: detector's NMS is per class and keeps both. Measured on 64 synthetic orders with the demo
