@@ -80,13 +80,9 @@ def effective_input_size(requested: int | None, max_size: int) -> int:
 
 
 def _letterbox(model: LoadedModel, size: int | None, frame: tuple[int, int]) -> pp.Letterbox:
-    """How a frame of ``frame`` (h, w) goes into ``model`` at input ``size``."""
+    """How a frame of ``frame`` (h, w) goes into ``model`` at input ``size`` (``.shape`` is the
+    model input's (height, width))."""
     return pp.letterbox(*frame, effective_input_size(size, model.max_input_size))
-
-
-def _input_shape(model: LoadedModel, size: int | None, frame: tuple[int, int]) -> tuple[int, int]:
-    """The model input ``(height, width)`` for a frame of ``frame`` (h, w) at input ``size``."""
-    return _letterbox(model, size, frame).shape
 
 
 def _same_aspect(a: tuple[int, int], b: tuple[int, int]) -> bool:
@@ -256,7 +252,7 @@ class Detector:
         grades = list(Grade) if self.loading_mode is LoadingMode.EAGER else [self._grade]
         for g in grades:
             loaded = self._load(self.grades.models[g])
-            loaded.variant(_input_shape(loaded, self._input_size, DEFAULT_FRAME))
+            loaded.variant(_letterbox(loaded, self._input_size, DEFAULT_FRAME).shape)
         self._current()
 
     def warm(self, sizes: Sequence[int | None]) -> threading.Thread:
@@ -301,7 +297,7 @@ class Detector:
                     continue
             try:
                 loaded = self._load(info)
-                loaded.variant(_input_shape(loaded, size, frame))
+                loaded.variant(_letterbox(loaded, size, frame).shape)
             except Exception as exc:  # a warm-up is best effort
                 log.warning("warming %s at input %s failed: %s", info.name, size, exc)
                 with self._warm_lock:
@@ -340,7 +336,7 @@ class Detector:
         with self._swap_lock:
             recent = list(self._recent) or [(self._input_size, DEFAULT_FRAME)]
         for size, frame in recent:  # compile now, so the next batch does not wait for it
-            new.variant(_input_shape(new, size, frame))
+            new.variant(_letterbox(new, size, frame).shape)
         with self._swap_lock:
             self._active, self._grade = new, grade
         if grade in self.grades.fallbacks:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edgeapp.config.schema import VlmConfig
 from edgeapp.engine.orders.catalog import TICKET_CLASS, Catalog
 from edgeapp.engine.vision import postprocess as pp
 from edgeapp.engine.vision.detector import Detector, open_detector
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Grade the local backend detects at unless the config says otherwise (``vlm.grade``).
-DEFAULT_GRADE = Grade.MEDIUM
+#: Grade the local backend detects at unless told otherwise: the config's default ``vlm.grade``.
+DEFAULT_GRADE = Grade.parse(VlmConfig.grade)
 #: Boxes of different classes that overlap this much are one object the model could not
 #: decide on (a coffee cup it also calls cola): only the more confident one is counted. The
 #: detector's NMS is per class and keeps both. Measured on 64 synthetic orders with the demo
