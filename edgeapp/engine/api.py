@@ -25,12 +25,12 @@ from edgeapp.engine.vision.grades import Grade
 from edgeapp.errors import EdgeAppError
 
 __all__ = [
-    "CameraState", "EngineEvent", "EngineStatus", "Grade", "IllegalTransition", "LatestFrame",
-    "Notification", "OrderResult", "OrderStatus", "OrderValidated", "ParametersChanged",
-    "ParametersStatus", "QueueStatus", "ScalingAction", "ScalingDecision", "SetBy", "Severity",
-    "Slo", "SloChanged", "SloState", "SloStatus", "StationState", "StationStateChanged",
-    "StationStatus", "StreamParameters", "SystemStatus", "WorkerJoined", "WorkerLeft",
-    "WorkerStatus",
+    "CameraState", "ControlStatus", "EngineEvent", "EngineStatus", "Grade", "IllegalTransition",
+    "LatestFrame", "MetricsPoint", "Notification", "OrderResult", "OrderStatus", "OrderValidated",
+    "ParametersChanged", "ParametersStatus", "QueueStatus", "ScalingAction", "ScalingDecision",
+    "SetBy", "Severity", "Slo", "SloChanged", "SloState", "SloStatus", "StationState",
+    "StationStateChanged", "StationStatus", "StreamParameters", "SystemStatus", "WorkerJoined",
+    "WorkerLeft", "WorkerStatus",
 ]
 
 
@@ -267,6 +267,30 @@ class EngineStatus(_Plain):
     def station(self, name: str) -> StationStatus | None:
         """The station called ``name``, if any."""
         return next((s for s in self.stations if s.name == name), None)
+
+
+@dataclass(frozen=True)
+class MetricsPoint(_Plain):
+    """One sample of the metrics history (``Engine.metrics_history``), about one a second."""
+
+    ts: float                        # wall-clock seconds
+    cpu_percent: float | None        # machine
+    memory_percent: float | None
+    gpu_percent: float | None        # None: not measured on this machine
+    gpu_memory_percent: float | None
+    process_cpu_percent: dict[str, float]  # engine / station name / worker id -> percent
+    process_rss_mb: dict[str, float]
+    fps_in: dict[str, float | None]        # per station
+    fps_processed: dict[str, float | None]
+    frames_dropped: dict[str, int]         # per station, counted since start
+    orders_per_min: float | None
+    order_latency_p95_s: float | None      # true per-order percentile over the last minute
+    task_queue: int
+    tasks_leased: int
+    vlm_queue: int
+    vlm_in_flight: int
+    events_dropped: int
+    stations_running: int
 
 
 @dataclass(frozen=True)
