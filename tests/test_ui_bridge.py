@@ -38,6 +38,14 @@ def test_status_and_a_refused_call_arrive_as_signals_on_the_gui_thread(qtbot):
                  else [s["name"] for s in snapshot["stations"]])
         assert names == ["cam"]
 
+        # When a display that has the newest frame polls again
+        qtbot.waitUntil(lambda: engine.latest_frame("cam") is not None, timeout=30000)
+        frame = engine.latest_frame("cam")
+        again = engine.latest_frame("cam", unless_seq=frame.seq)
+
+        # Then it gets nothing (no copy), or a newer frame
+        assert again is None or again.seq != frame.seq
+
         # When the operator asks for a level that does not exist
         with qtbot.waitSignal(bridge.notification, timeout=5000) as note:
             accepted = bridge.set_override(fps=99)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from edgeapp.engine.api import WorkerJoined, WorkerLeft
 from edgeapp.engine.distributed import dialects
 from edgeapp.engine.distributed import protocol as p
 from edgeapp.engine.distributed.endpoint import ServerEndpoint
@@ -43,8 +44,6 @@ from edgeapp.engine.distributed.workers import (
     Lease,
     WorkerBook,
     WorkerEvent,
-    WorkerJoined,
-    WorkerLeft,
     WorkerRecord,
 )
 from edgeapp.errors import ProtocolError

@@ -18,31 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeapp.engine.api import WorkerJoined, WorkerLeft
 from edgeapp.engine.distributed import protocol as p
 from edgeapp.engine.distributed.dialects import Dialect
 from edgeapp.engine.distributed.task_queue import Task
-
-
-@dataclass(frozen=True)
-class WorkerJoined:
-    """A worker registered with the Producer."""
-
-    worker_id: str
-    name: str
-    host: str
-
-
-@dataclass(frozen=True)
-class WorkerLeft:
-    """A worker left: ``reason`` is ``end``, ``silent`` (no sign of life), ``replaced``,
-    ``unreachable`` or ``revoked`` (its key was withdrawn); ``requeued`` is how many of its
-    tasks went back to the queue."""
-
-    worker_id: str
-    name: str
-    reason: str
-    requeued: int
-
 
 WorkerEvent = WorkerJoined | WorkerLeft
 
