@@ -30,6 +30,16 @@ def demo_inventory_path() -> Path:
     return resources_dir() / "demo" / "inventory.json"
 
 
+def icons_dir() -> Path:
+    """The application icon: ``edgeapp.svg``, ``edgeapp-SIZE.png`` (16-512), ``edgeapp.ico``."""
+    return resources_dir() / "icons"
+
+
+def app_icon_path() -> Path:
+    """The application icon (SVG) the window shows."""
+    return icons_dir() / "edgeapp.svg"
+
+
 def shipped_models_dir() -> Path:
     """The folder of the shipped YOLO11 OpenVINO models."""
     return resources_dir() / "models"

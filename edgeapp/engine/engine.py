@@ -227,9 +227,11 @@ class Engine:
         an unsubscribe function."""
         return self._bus.subscribe(callback)
 
-    def latest_frame(self, station: str) -> LatestFrame | None:
-        """The newest frame of ``station`` (a copy, from shared memory) with detections."""
-        return self._hub.latest_frame(station)
+    def latest_frame(self, station: str, unless_seq: int | None = None) -> LatestFrame | None:
+        """The newest frame of ``station`` (a copy, from shared memory) with detections;
+        None also when its ``seq`` is ``unless_seq``, the frame the caller has already (so a
+        display's poll copies nothing)."""
+        return self._hub.latest_frame(station, unless_seq)
 
     @property
     def space(self) -> ParameterSpace:

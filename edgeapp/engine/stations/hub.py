@@ -141,8 +141,10 @@ class StationHub:
             link.frame_latency.add(result.meta.get("recv_ts", time.time()) - capture_ts)
         link.proc.post(m.Detections(result.seq, result.detections), droppable=True)
 
-    def latest_frame(self, station: str) -> LatestFrame | None:
-        """The newest frame of ``station`` with the newest detections (copies)."""
+    def latest_frame(self, station: str, unless_seq: int | None = None) -> LatestFrame | None:
+        """The newest frame of ``station`` with the newest detections (copies); None also
+        when that frame's seq is ``unless_seq`` (the caller has it: a display polls without
+        copying)."""
         with self._lock:
             link = self._links.get(station)
         if link is None:
@@ -152,6 +154,11 @@ class StationHub:
             if ring is None:
                 return None
             latest = link.latest
+            if unless_seq is not None:
+                shown = (latest[0] if latest is not None and ring.holds(latest[0])
+                         else ring.newest_seq())
+                if shown == unless_seq:
+                    return None
             frame = ring.find(latest[0]) if latest is not None else None
             frame = frame or ring.newest()
         if frame is None:
