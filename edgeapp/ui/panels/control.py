@@ -76,13 +76,13 @@ class ControlPanel(QWidget):
         for spin, text in ((self.min_stations, "min "), (self.max_stations, "max ")):
             spin.setRange(1, 256)
             spin.setPrefix(text)
-            spin.setSuffix(" stations")
         self.min_stations.setValue(config.scaling.min_stations)
         self.max_stations.setValue(config.scaling.max_stations)
         self.autoscaling.setChecked(config.scaling.enabled)
         row.addWidget(self.autoscaling, 1)
         row.addWidget(self.min_stations)
         row.addWidget(self.max_stations)
+        row.addWidget(QLabel("stations"))
         self._scaling_throttle = Throttle(400, self._send_scaling, self)
         self._scaling_sent_at = 0.0
         self.autoscaling.toggled.connect(self._scaling_edited)

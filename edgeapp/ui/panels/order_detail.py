@@ -73,6 +73,9 @@ class OrderDetail(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for col in (1, 2, 3):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        # wide enough for "wrong quantity" and an item name; the evidence gets the rest
+        self.items.setMinimumWidth(self.fontMetrics().averageCharWidth() * 44)
+        self.items.setMaximumWidth(self.fontMetrics().averageCharWidth() * 60)
         self._frames = QWidget()
         self._frames_layout = QHBoxLayout(self._frames)
         self._frames_layout.setContentsMargins(0, 0, 0, 0)

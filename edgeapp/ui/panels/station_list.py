@@ -45,7 +45,9 @@ class StationList(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.table.setMinimumHeight(self.table.fontMetrics().height() * 6)
+        line = self.table.fontMetrics().height() + 10
+        self.table.setMinimumHeight(line * 4)
+        self.table.setMaximumHeight(line * 9)
         self._rows: dict[str, int] = {}
 
         self.name = QLineEdit()

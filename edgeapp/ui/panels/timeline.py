@@ -31,12 +31,14 @@ class _Series:
         del self.ts[:-MAX_POINTS], self.values[:-MAX_POINTS]
 
     def draw(self, now: float) -> None:
+        """Each value held from its change to the next one, the last one up to ``now``."""
         if not self.ts:
             return
         order = np.argsort(self.ts, kind="stable")  # a kept decision may arrive late
-        x = np.append(np.asarray(self.ts)[order], max(now, self.ts[-1]))
-        y = np.asarray(self.values)[order]
-        self.curve.setData(x, np.append(y, y[-1]))
+        ts, values = np.asarray(self.ts)[order], np.asarray(self.values)[order]
+        ends = np.append(ts[1:], max(now, ts[-1]))
+        self.curve.setData(np.column_stack((ts, ends)).ravel(),
+                           np.repeat(values, 2))
 
 
 class Timeline(QWidget):
@@ -52,9 +54,10 @@ class Timeline(QWidget):
         self.view.setMinimumHeight(220)
         pen = pg.mkPen(OK_COLOUR, width=2)
         self.series: dict[str, _Series] = {}
+        self.plots: dict[str, Any] = {}
         first = None
-        specs = (("stations", "stations", None), ("fps", "FPS %", (0, 105)),
-                 ("resolution", "resolution %", (0, 105)), ("grade", "grade", (-0.2, 2.2)))
+        specs = (("stations", "stations", (0, 2)), ("fps", "FPS %", (0, 110)),
+                 ("resolution", "resolution %", (0, 110)), ("grade", "grade", (-0.3, 2.3)))
         for i, (key, label, y_range) in enumerate(specs):
             last = i == len(specs) - 1
             axes = {"bottom": pg.DateAxisItem(orientation="bottom")} if last else {}
@@ -72,13 +75,17 @@ class Timeline(QWidget):
                 plot.getAxis("bottom").setStyle(showValues=False)
             if y_range is not None:
                 plot.setYRange(*y_range, padding=0)
+            if key == "stations":
+                plot.getAxis("left").setTickSpacing(1, 1)  # whole stations only
             if key == "grade":
                 plot.getAxis("left").setTicks([[(int(g), g.name.lower()) for g in Grade]])
             if first is None:
                 first = plot
             else:
                 plot.setXLink(first)
-            self.series[key] = _Series(plot.plot(pen=pen, stepMode="left"))
+            self.series[key] = _Series(plot.plot(pen=pen))
+            self.plots[key] = plot
+        self._stations_top = 2.0
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.view)
@@ -96,7 +103,12 @@ class Timeline(QWidget):
 
     def add_stations(self, ts: float, count: int, only_if_changed: bool = False) -> None:
         """The number of stations from ``ts``."""
-        self.series["stations"].add(ts, float(count), only_if_changed)
+        series = self.series["stations"]
+        series.add(ts, float(count), only_if_changed)
+        top = max(series.values) + 1
+        if top != self._stations_top:
+            self._stations_top = top
+            self.plots["stations"].setYRange(0, top, padding=0)
 
     def extend_to(self, now: float) -> None:
         """Redraw every line up to ``now``."""
