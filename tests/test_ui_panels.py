@@ -193,14 +193,14 @@ def test_the_controller_switch_reaches_the_engine(bridge, qtbot):
     assert buttons["static"].isChecked()
 
     # When the operator picks the heuristic controller
-    qtbot.mouseClick(buttons["heuristic"], Qt.MouseButton.LeftButton)
+    buttons["heuristic"].click()
 
     # Then the engine runs it, and the panel says so once the engine does
     qtbot.waitUntil(lambda: _status(bridge).control.controller == "heuristic", timeout=10_000)
     qtbot.waitUntil(lambda: panel.controller_state.text().startswith("heuristic: ready"),
                     timeout=10_000)
     assert buttons["heuristic"].isChecked() and not buttons["static"].isChecked()
-    qtbot.mouseClick(buttons["static"], Qt.MouseButton.LeftButton)
+    buttons["static"].click()
     qtbot.waitUntil(lambda: _status(bridge).control.controller == "static", timeout=10_000)
 
 

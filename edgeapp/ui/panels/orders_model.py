@@ -168,8 +168,13 @@ class OrdersFilter(QSortFilterProxyModel):
 
     def set_filter(self, *, status: str | None, station: str | None, search: str) -> None:
         """Filter by ``status`` and ``station`` (None: any) and an order ID substring."""
-        self.status, self.station, self.search = status, station, search.strip().lower()
-        self.invalidateRowsFilter()
+        if hasattr(self, "endFilterChange"):  # Qt >= 6.10; invalidateRowsFilter is deprecated
+            self.beginFilterChange()
+            self.status, self.station, self.search = status, station, search.strip().lower()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self.status, self.station, self.search = status, station, search.strip().lower()
+            self.invalidateRowsFilter()
 
     def filterAcceptsRow(self, row: int, parent: Index) -> bool:  # noqa: N802
         model = self.sourceModel()
