@@ -184,8 +184,9 @@ class ResultsStore:
 
         ``by_status`` counts every status (zeros included); ``mean_accuracy`` and
         ``mean_latency_s`` are None when there is nothing to average. ``truth`` covers the
-        results whose right verdict is known: how many, how many our verdict matched,
-        that share as ``verdict_accuracy``, and ``confusion[truth_verdict][status]``.
+        verdicts whose right verdict is known (a failed order got none: README, "Verdict
+        accuracy"): how many, how many were right, that share as ``verdict_accuracy``, and
+        ``confusion[truth_verdict][status]`` (failed orders included).
         """
         with self._lock, self._guard("summarising results"):
             conn = self._connection()
@@ -206,8 +207,9 @@ class ResultsStore:
             ):
                 cell = confusion.setdefault(truth, {})
                 cell[status] = cell.get(status, 0) + n
-                known += n
-                correct += n if right else 0
+                if right is not None:  # a failed order got no verdict: neither right nor wrong
+                    known += n
+                    correct += n if right else 0
         return {
             "total": int(total),
             "by_status": by_status,
