@@ -47,7 +47,7 @@ class StationList(QWidget):
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         line = self.table.fontMetrics().height() + 10
         self.table.setMinimumHeight(line * 4)
-        self.table.setMaximumHeight(line * 9)
+        self.table.setMaximumHeight(line * 7)
         self._rows: dict[str, int] = {}
 
         self.name = QLineEdit()

@@ -56,7 +56,7 @@ class Timeline(QWidget):
         self.series: dict[str, _Series] = {}
         self.plots: dict[str, Any] = {}
         first = None
-        specs = (("stations", "stations", (0, 2)), ("fps", "FPS %", (0, 110)),
+        specs = (("stations", "stations", (-0.3, 2)), ("fps", "FPS %", (0, 110)),
                  ("resolution", "resolution %", (0, 110)), ("grade", "grade", (-0.3, 2.3)))
         for i, (key, label, y_range) in enumerate(specs):
             last = i == len(specs) - 1
@@ -70,7 +70,7 @@ class Timeline(QWidget):
             for name in ("left", "bottom"):
                 plot.getAxis(name).setPen(pg.mkPen(text))
                 plot.getAxis(name).setTextPen(pg.mkPen(text))
-            plot.getAxis("left").setWidth(64)
+            plot.getAxis("left").setWidth(84)  # "medium" beside the axis label
             if not last:
                 plot.getAxis("bottom").setStyle(showValues=False)
             if y_range is not None:
@@ -108,7 +108,7 @@ class Timeline(QWidget):
         top = max(series.values) + 1
         if top != self._stations_top:
             self._stations_top = top
-            self.plots["stations"].setYRange(0, top, padding=0)
+            self.plots["stations"].setYRange(-0.3, top, padding=0)
 
     def extend_to(self, now: float) -> None:
         """Redraw every line up to ``now``."""

@@ -3,6 +3,7 @@ worker id and updated in place, and a worker that left stays listed with why."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -22,6 +23,7 @@ from edgeapp.ui.panels.common import (
     OK_COLOUR,
     WARNING_COLOUR,
     ago,
+    clock,
     fmt,
     grade_text,
     set_colour,
@@ -103,12 +105,20 @@ class WorkersPanel(QWidget):
             item = self.table.item(row, col)
             if item.text() != text:
                 item.setText(text)
+        for col in range(len(COLUMNS) - 1):
+            self.table.item(row, col).setData(Qt.ItemDataRole.ForegroundRole, None)
         state = self.table.item(row, len(COLUMNS) - 1)
         state.setForeground(_STATE_COLOURS.get(cells[-1], CRITICAL_COLOUR))
 
     def _mark_gone(self, worker_id: str, why: str) -> None:
+        """A worker that left: greyed, no rate (it does no work), when it was last heard of."""
         row = self._rows[worker_id]
         state = self.table.item(row, len(COLUMNS) - 1)
-        if state.text() != why:
-            state.setText(why)
-            state.setForeground(MUTED_COLOUR)
+        if state.text() == why:
+            return
+        if state.foreground().color() != MUTED_COLOUR:  # first time: it was live till now
+            self.table.item(row, 3).setText("—")
+            self.table.item(row, 6).setText(f"at {clock(time.time())}")
+        state.setText(why)
+        for col in range(len(COLUMNS)):
+            self.table.item(row, col).setForeground(MUTED_COLOUR)
