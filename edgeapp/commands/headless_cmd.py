@@ -148,12 +148,16 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"edgeapp headless: {sec(summary['duration_s'])}, {summary['stations']} stations, "
         f"{'n/a' if fps is None else f'{fps:.1f}'} frames/s",
         f"orders: {summary['orders']}" + (f" ({by_status})" if by_status else ""),
-        "verdict accuracy: " + ("n/a (no order with camera truth)" if acc is None else
+        "verdict accuracy: " + ("n/a (no verdict with camera truth)" if acc is None else
                                 f"{acc * 100:.1f} % ({summary['correct']} of "
-                                f"{summary['judged']} orders with camera truth)"),
+                                f"{summary['judged']} verdicts with camera truth)"),
         f"order latency (order end -> verdict): p50 {sec(summary['latency_p50_s'])}, "
         f"p95 {sec(summary['latency_p95_s'])}, p99 {sec(summary['latency_p99_s'])}",
     ]
+    failed = summary.get("failed_by_reason") or {}
+    if failed:
+        lines.insert(2, "failed: " + ", ".join(
+            f"{kind} {n}" for kind, n in sorted(failed.items(), key=lambda kv: -kv[1])))
     if summary.get("camera_orders") is not None:
         lines.append(f"orders the synthetic cameras finished: {summary['camera_orders']}")
     return "\n".join(lines)
