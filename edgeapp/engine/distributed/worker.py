@@ -93,7 +93,7 @@ class Worker:
         name: str | None = None, prefetch: int = 2, request_timeout_s: float = 5.0,
         connect_timeout_s: float | None = None, max_batch: int | None = None,
         max_consecutive_failures: int = 3, context: zmq.Context | None = None,
-        notice: Callable[[str], None] | None = None,
+        notice: Callable[[str], None] | None = None, notice_every_s: float = NOTICE_EVERY_S,
     ) -> None:
         self.connect = connect
         self.factory = load_factory(processor_factory) if isinstance(processor_factory, str) \
@@ -108,6 +108,7 @@ class Worker:
         self.max_consecutive_failures = max_consecutive_failures
         #: Where lines for the operator go (waiting for a Producer, reconnecting).
         self.notice = notice or logger.warning
+        self.notice_every_s = notice_every_s
         self.exit_code: WorkerExit | None = None
         self.error: str | None = None
         self.worker_id: str | None = None
@@ -170,7 +171,7 @@ class Worker:
     def _fail(self, code: WorkerExit, message: str) -> None:
         if self.exit_code is None:
             self.exit_code, self.error = code, message
-            logger.error("worker stops: %s", message)
+            logger.info("worker stops: %s", message)  # the CLI prints it, once
         self.stop(drain=False)
 
     def _guard(self, target: Any) -> Any:
@@ -222,7 +223,7 @@ class Worker:
                         self._fail(WorkerExit.CANNOT_CONNECT,
                                    f"no Producer answered at {self.connect} within "
                                    f"{self.connect_timeout_s:g} s")
-                    elif now - told >= NOTICE_EVERY_S:
+                    elif now - told >= self.notice_every_s:
                         told = now
                         self.notice(f"no Producer has answered at {self.connect} for "
                                     f"{now - waiting_since:.0f} s; still trying (is the engine "
@@ -232,7 +233,7 @@ class Worker:
                     continue
                 registered = self._on_reply(reply, registered)
                 if registered and waiting_since is not None:
-                    if now - waiting_since >= NOTICE_EVERY_S:
+                    if now - waiting_since >= self.notice_every_s:
                         self.notice(f"the Producer at {self.connect} answers again")
                     waiting_since = None
                 registered_once = registered_once or registered

@@ -118,8 +118,8 @@ class ProducerLink:
                     "printed on the engine's machine")
         if code == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
             return (f"this worker has CURVE keys (--keys) and the Producer at {self.address} "
-                    "does not use them: start the worker without --keys, or turn keys on at "
-                    "the engine (distributed.keys_dir)")
+                    "uses no keys: start the worker without --keys, or turn keys on at the "
+                    "engine (distributed.keys_dir)")
         return (f"the handshake with {self.address} failed (ZMTP protocol error {code:#x}): is "
                 "this the address of an edgeapp Producer (distributed.producer_bind)?")
 
@@ -127,10 +127,12 @@ class ProducerLink:
         if self.client_keys is not None:
             return (f"the Producer at {self.address} did not complete the CURVE handshake: the "
                     "server.key in this worker's --keys folder is most likely not that "
-                    "engine's key; copy the folder 'edgeapp keys add-worker NAME' printed there "
-                    "again")
-        return (f"the handshake with {self.address} failed {self._no_detail} times in a row: is "
-                "this the address of an edgeapp Producer (distributed.producer_bind)?")
+                    "engine's key (copy the folder 'edgeapp keys add-worker NAME' printed there "
+                    "again), or that Producer uses no keys (start the worker without --keys)")
+        return (f"the Producer at {self.address} did not complete the handshake: it most likely "
+                "requires CURVE keys, and this worker has none: start it with --keys DIR, the "
+                "folder 'edgeapp keys add-worker NAME' printed on the engine's machine (or "
+                "check that this is the address of an edgeapp Producer)")
 
     def _close_socket(self) -> None:
         if self._monitor is not None and self._sock is not None:
