@@ -79,7 +79,7 @@ def test_every_panel_paints_the_running_engine(bridge, qtbot):
         _status(bridge).workers[0].pid) + ")")
     control = panels["Control"]
     assert control.sliders.fps.value.text() == "5.0 fps (33 %)", "15 fps camera at 0.33"
-    assert control.sliders.fps.set_by.text() == "config"
+    assert control.sliders.fps.set_by.text() == "set by config"
     assert panels["History"].timeline.started
     assert panels["Settings"].verdict.text() == "config ok: 1 station"
 
@@ -169,7 +169,7 @@ def test_moving_a_slider_overrides_the_engine_and_auto_gives_it_back(bridge, qtb
     # ... after a throttled handful of commands (the first at once, the last value trailing)
     assert sent == [{"fps": 2}, {"fps": 0}], sent
     assert not fps.auto.isChecked()
-    qtbot.waitUntil(lambda: fps.set_by.text() == "operator", timeout=30_000)
+    qtbot.waitUntil(lambda: fps.set_by.text() == "set by operator", timeout=30_000)
     assert fps.value.text() == "15.0 fps (100 %)"
 
     # When the operator switches Auto back on
@@ -177,7 +177,7 @@ def test_moving_a_slider_overrides_the_engine_and_auto_gives_it_back(bridge, qtb
 
     # Then the pin is released: the controller sets FPS again
     qtbot.waitUntil(lambda: _status(bridge).parameters.override == {}, timeout=30_000)
-    qtbot.waitUntil(lambda: fps.set_by.text() in ("config", "static controller"),
+    qtbot.waitUntil(lambda: fps.set_by.text() in ("set by config", "set by static controller"),
                     timeout=30_000)
     assert fps.auto.isChecked()
     bridge.set_override(fps=start.fps_level)  # leave the module's engine as it was
