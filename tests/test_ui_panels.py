@@ -22,6 +22,7 @@ from edgeapp.ui.bridge import EngineBridge  # noqa: E402
 from edgeapp.ui.panels import (  # noqa: E402
     PANELS,
     ControlPanel,
+    HistoryPanel,
     NotificationsPanel,
     OrdersPanel,
     SettingsPanel,
@@ -145,8 +146,10 @@ def test_a_mismatched_order_shows_with_its_items_and_evidence_and_exports(bridge
 
 def test_moving_a_slider_overrides_the_engine_and_auto_gives_it_back(bridge, qtbot,
                                                                     monkeypatch):
-    # Given the control panel showing the parameters in force (FPS at its lowest level)
+    # Given the control panel showing the parameters in force (FPS at its lowest level),
+    # and the history
     panel = _show(qtbot, ControlPanel(bridge))
+    history = _show(qtbot, HistoryPanel(bridge))
     fps = panel.sliders.fps
     qtbot.waitUntil(lambda: fps.slider.isEnabled() and fps.set_by.text() != "n/a",
                     timeout=30_000)
@@ -169,8 +172,16 @@ def test_moving_a_slider_overrides_the_engine_and_auto_gives_it_back(bridge, qtb
     # ... after a throttled handful of commands (the first at once, the last value trailing)
     assert sent == [{"fps": 2}, {"fps": 0}], sent
     assert not fps.auto.isChecked()
-    qtbot.waitUntil(lambda: fps.set_by.text() == "set by operator", timeout=30_000)
-    assert fps.value.text() == "15.0 fps (100 %)"
+    qtbot.waitUntil(lambda: (fps.value.text(), fps.set_by.text())
+                    == ("15.0 fps (100 %)", "set by operator"), timeout=30_000)
+
+    # ... and the history tells both steps, newest first, with who made them
+    def rows():
+        return [tuple(history.table.item(r, c).text() for c in (1, 2, 3))
+                for r in range(history.table.rowCount())]
+    qtbot.waitUntil(lambda: len(rows()) >= 2, timeout=30_000)
+    assert rows()[:2] == [("FPS", "50 % → 100 %", "operator"), ("FPS", "33 % → 50 %", "operator")]
+    assert history.timeline.series["fps"].values[-1] == 100.0
 
     # When the operator switches Auto back on
     qtbot.mouseClick(fps.auto, Qt.MouseButton.LeftButton)
