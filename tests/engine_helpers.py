@@ -15,7 +15,7 @@ import yaml
 
 from edgeapp import paths
 from edgeapp.config import Config, config_from_dict
-from edgeapp.engine.events import EngineEvent, Notification, OrderValidated
+from edgeapp.engine.api import EngineEvent, Notification, OrderValidated
 from edgeapp.engine.orders.catalog import load_catalog
 from edgeapp.engine.orders.result import OrderResult
 from edgeapp.engine.sources.synthetic import OrderTruth, SyntheticScene

@@ -3,7 +3,12 @@
 Once per control interval the Engine calls :meth:`ElasticityController.step` with a
 :class:`MetricsSample`; it gets back the events to publish (``SloChanged``,
 ``ParametersChanged``) and reads :attr:`~ElasticityController.parameters` to send FPS and
-resolution to the pacers and the grade to the workers. Thread-safe: the API thread may set
+resolution to the pacers and the grade to the workers.
+
+The controller acts only where it can help: while no frames flow, no SLO says anything about
+the parameters, so they hold and the controller neither decides nor learns; while a stream is
+away (reconnecting) nothing is raised; and the order latency it judges is only the part the
+streams can shorten (see :mod:`.slo`). Thread-safe: the API thread may set
 an override or switch the controller while the control thread steps.
 """
 
@@ -12,14 +17,10 @@ from __future__ import annotations
 import threading
 
 from edgeapp.config.schema import SloConfig, StreamConfig
+from edgeapp.engine.api import ParametersChanged, SetBy, SloChanged, StreamParameters
 from edgeapp.engine.control.controllers import Controller, ControllerKind, make_controller
-from edgeapp.engine.control.parameters import (
-    ParametersChanged,
-    ParameterSpace,
-    Source,
-    StreamParameters,
-)
-from edgeapp.engine.control.slo import MetricsSample, SloChanged, SloMonitor, SloStatus
+from edgeapp.engine.control.parameters import ParameterSpace
+from edgeapp.engine.control.slo import MetricsSample, SloMonitor, SloReading
 from edgeapp.engine.vision.grades import Grade
 from edgeapp.errors import InputError
 
@@ -48,9 +49,9 @@ class ElasticityController:
         return self._parameters
 
     @property
-    def source(self) -> Source:
-        """``operator`` while an override holds, else ``controller``."""
-        return "operator" if self._pinned else "controller"
+    def source(self) -> SetBy:
+        """``OPERATOR`` while an override holds, else ``CONTROLLER``."""
+        return SetBy.OPERATOR if self._pinned else SetBy.CONTROLLER
 
     @property
     def kind(self) -> ControllerKind:
@@ -69,7 +70,7 @@ class ElasticityController:
             return dict(self._pinned)
 
     @property
-    def slo_status(self) -> tuple[SloStatus, ...]:
+    def slo_status(self) -> tuple[SloReading, ...]:
         """Every SLO's latest value, limit and state."""
         with self._lock:
             return self._monitor.status
@@ -88,14 +89,19 @@ class ElasticityController:
         """Take one metrics sample, let the controller decide; return the events to publish."""
         with self._lock:
             events: list[ControlEvent] = list(self._monitor.update(sample))
+            if not sample.frames_flow:
+                # Nothing flows: quiet SLOs are not room to spare, nor a lesson about the
+                # parameters in force. Hold them until frames come again.
+                return events
             # The controller also decides under an override: it keeps learning what the
             # operator's settings do, and it still moves the parameters that are not pinned.
             decision = self._controller.decide(self._monitor.measured, self._parameters,
                                                frozenset(self._pinned),
-                                               utilisation=sample.utilisation)
+                                               utilisation=sample.utilisation,
+                                               may_raise=sample.streams_away == 0)
             new = self._pin(decision.parameters)
             if new != self._parameters:
-                events.append(ParametersChanged(self._parameters, new, "controller",
+                events.append(ParametersChanged(self._parameters, new, SetBy.CONTROLLER,
                                                 decision.reason))
                 self._parameters = new
             return events
@@ -119,7 +125,8 @@ class ElasticityController:
             new = self._pin(self._parameters)
             if new == self._parameters:
                 return None
-            event = ParametersChanged(self._parameters, new, "operator", "operator override")
+            event = ParametersChanged(self._parameters, new, SetBy.OPERATOR,
+                                      "operator override")
             self._parameters = new
             return event
 
