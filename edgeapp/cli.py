@@ -41,6 +41,8 @@ COMMANDS: list[str] = [
 FLAG_MODES: dict[str, str] = {
     "--worker": "edgeapp.commands.worker_cmd",
     "--headless": "edgeapp.commands.headless_cmd",
+    "--install-desktop": "edgeapp.commands.install_desktop_cmd",
+    "--uninstall-desktop": "edgeapp.commands.uninstall_desktop_cmd",
 }
 
 EXIT_INTERNAL_ERROR = 70  # sysexits EX_SOFTWARE: a bug, not the user's input

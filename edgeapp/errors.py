@@ -89,3 +89,9 @@ class UsageError(EdgeAppError):
     """The command line is wrong: an unknown mode, option or argument."""
 
     exit_code = 64
+
+
+class InstallError(EdgeAppError):
+    """The desktop launcher cannot be installed or removed; the message names the file."""
+
+    exit_code = 14

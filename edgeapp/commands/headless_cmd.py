@@ -17,6 +17,8 @@ import threading
 import time
 from typing import Any, TextIO
 
+from edgeapp.engine.api import CameraState, SloState, StationState, StationStatus
+
 HELP = "run the engine without a window; print a live status line and a summary at the end"
 
 _PLAIN_STATUS_S = 5.0  # a status line this often when the output is not a terminal
@@ -87,38 +89,51 @@ def _watch(engine: Any, stop: threading.Event, duration: float | None, out: Text
         now = time.monotonic()
         if duration is not None and now - started >= duration:
             return HeadlessExit.OK
-        states = [s["state"] for s in engine.status()["stations"]]
-        if states and all(s in ("crashed", "offline", "ended", "stopped") for s in states):
-            left_down = [s for s in states if s in ("crashed", "offline")]
-            return HeadlessExit.NO_STATION_LEFT if left_down else HeadlessExit.OK
+        stations = engine.status().stations
+        if stations and all(_ended(s) for s in stations):
+            down = [s for s in stations if s.state is StationState.CRASHED
+                    or s.camera is CameraState.OFFLINE]
+            return HeadlessExit.NO_STATION_LEFT if down else HeadlessExit.OK
         if tty or now >= next_plain:
             _status_line(engine, out, final=False)
             next_plain = now + _PLAIN_STATUS_S
     return HeadlessExit.OK
 
 
+def _ended(station: StationStatus) -> bool:
+    """A station that will serve no more frames (crashed, stopped, camera gone)."""
+    return (station.state in (StationState.CRASHED, StationState.STOPPED)
+            or station.camera in (CameraState.OFFLINE, CameraState.ENDED))
+
+
 def _status_line(engine: Any, out: TextIO, final: bool) -> None:
     s = engine.status()
-    orders = s["orders"]
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(orders.items())) or "none yet"
-    p95 = s["order_latency_p95_s"]
-    cpu = s["system"]["cpu_percent"]
-    stations = " ".join(f"{st['name']}:{st['state']}" + (f"#{st['current_order']}"
-                                                          if st["current_order"] else "")
-                        for st in s["stations"])
-    params = s["parameters"]
-    slo = ",".join(f"{x['name']} {x['state']}" for x in s["slo"] if x["state"] != "OK") or "ok"
-    line = (f"{s['uptime_s'] or 0:6.1f}s  {s['fps']:5.1f} fps  queue {s['queues']['tasks']:3d}  "
-            f"orders {sum(orders.values())} ({counts})  p95 "
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(s.orders.items())) or "none yet"
+    p95, cpu = s.order_latency_p95_s, s.system.cpu_percent
+    stations = " ".join(f"{st.name}:{_station_word(st)}"
+                        + (f"#{st.current_order}" if st.current_order else "")
+                        for st in s.stations)
+    params = s.parameters
+    slo = ",".join(f"{x.name.value} {x.state.name}" for x in s.slos
+                   if x.state is not SloState.OK) or "ok"
+    line = (f"{s.uptime_s or 0:6.1f}s  {s.fps or 0.0:5.1f} fps  queue {s.queues.tasks:3d}  "
+            f"orders {sum(s.orders.values())} ({counts})  p95 "
             f"{'n/a' if p95 is None else f'{p95:.2f}s'}  cpu "
             f"{'n/a' if cpu is None else f'{cpu:.0f}%'}  "
-            f"at {params['fps']:.2f}x fps {params['resolution']:.2f}x size {params['grade']} "
-            f"({params['set_by']})  slo {slo}  {stations}")
+            f"at {params.fps:.2f}x fps {params.resolution:.2f}x size "
+            f"{params.grade.name.lower()} ({params.set_by.value})  slo {slo}  {stations}")
     if out.isatty():
         out.write("\r" + line + "\033[K" + ("\n" if final else ""))
     elif not final:
         out.write(line + "\n")
     out.flush()
+
+
+def _station_word(station: StationStatus) -> str:
+    """``running`` or the camera's state while it runs; else the station's own state."""
+    if station.state is StationState.RUNNING and station.camera is not None:
+        return station.camera.value
+    return station.state.value
 
 
 def format_summary(summary: dict[str, Any]) -> str:

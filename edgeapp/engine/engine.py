@@ -20,8 +20,20 @@ from typing import Any
 import numpy as np
 
 from edgeapp.config import Config, StationConfig
+from edgeapp.engine.api import (
+    ControlStatus,
+    EngineEvent,
+    EngineStatus,
+    LatestFrame,
+    Notification,
+    OrderValidated,
+    QueueStatus,
+    Severity,
+    StreamParameters,
+    SystemStatus,
+)
 from edgeapp.engine.control.loop import ControlLoop
-from edgeapp.engine.control.parameters import ParameterSpace, StreamParameters
+from edgeapp.engine.control.parameters import ParameterSpace
 from edgeapp.engine.control.slo import MetricsSample
 from edgeapp.engine.distributed.collector import Collector
 from edgeapp.engine.distributed.local_workers import LocalWorkers, sizing_args
@@ -35,19 +47,20 @@ from edgeapp.engine.engine_setup import (
     ticket_class_of,
     worker_keys,
 )
-from edgeapp.engine.events import (
-    EngineEvent,
-    EventBus,
-    Notification,
-    OrderValidated,
-    Subscriber,
-)
+from edgeapp.engine.events import EventBus, Subscriber
 from edgeapp.engine.metrics import SystemProbe, SystemUsage, percentiles
 from edgeapp.engine.orders.catalog import load_catalog
 from edgeapp.engine.orders.result import OrderResult
 from edgeapp.engine.orders.store import ResultsStore, default_results_path
+from edgeapp.engine.snapshot import (
+    WorkerRates,
+    parameters_status,
+    slo_statuses,
+    station_status,
+    worker_status,
+)
 from edgeapp.engine.stations import messages as m
-from edgeapp.engine.stations.hub import LatestFrame, StationHub
+from edgeapp.engine.stations.hub import StationHub
 from edgeapp.engine.stations.settings import StationSettings
 from edgeapp.engine.tally import RunTally
 from edgeapp.engine.vision.grades import Grade
@@ -102,6 +115,8 @@ class Engine:
         self._cpu_recent: collections.deque[float] = collections.deque(
             maxlen=round(_UTILISATION_WINDOW_S / _MONITOR_S))
         self._tally = RunTally()
+        self._worker_rates = WorkerRates()
+        self._station_names: set[str] = set()  # every station that ran, added ones too
         self._reported_errors: set[int] = set()
 
     # ── lifecycle ────────────────────────────────────────────────────────────────────────
@@ -145,7 +160,7 @@ class Engine:
             self._started_at = time.monotonic()
             self._hub.start()
             for station in c.stations:
-                self._hub.add(self._station_settings(station))
+                self._add(station)
             self._monitor.start()
             self._control.start()
         except BaseException:
@@ -271,73 +286,58 @@ class Engine:
         if not self.running:
             raise EdgeAppError("the engine is not running")
         try:
-            self._hub.add(self._station_settings(station))
+            self._add(station)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
 
     # ── status ───────────────────────────────────────────────────────────────────────────
 
-    def status(self) -> dict[str, Any]:
-        """A plain-data snapshot of stations, workers, queues, parameters and load."""
-        now_wall, stations = time.time(), []
-        for link in self._hub.links():
-            stats = link.stats
-            p50, p95 = link.frame_latency.percentiles(50, 95)
-            last = stats.last_capture_ts if stats is not None else None
-            stations.append({
-                "name": link.name, "state": link.state, "reason": link.reason,
-                "pid": link.proc.process.pid if not link.ended else None,
-                "fps_in": link.fps_in, "fps_out": link.detected.rate(),
-                "frame_age_s": None if last is None else max(0.0, now_wall - last),
-                "frame_latency_p50_s": p50, "frame_latency_p95_s": p95,
-                "current_order": link.order_id if link.busy else None, "busy": link.busy,
-                "frames_lost": link.frames_lost, "detections_dropped": link.proc.dropped,
-                "outbox": link.proc.outbox_size(),
-            })
+    def status(self) -> EngineStatus:
+        """A typed snapshot of stations, workers, SLOs, parameters, queues and load
+        (``to_dict()`` gives plain data); what cannot be measured is None."""
+        now_wall = time.time()
+        stations = tuple(station_status(link, now_wall) for link in self._hub.links())
         producer = self._producer.status() if self._producer is not None else {}
+        local_pids = set(self._workers.pids().values()) if self._workers is not None else set()
+        # Silent: no request for two heartbeats (the Producer drops it after ``liveness``).
+        silent_after = 2 * self._producer.settings.heartbeat_s if self._producer else 1.0
+        workers = tuple(worker_status(w, self._worker_rates, local_pids, silent_after)
+                        for w in producer.get("workers", []))
         vlm = self._batcher.stats() if self._batcher is not None else None
         o50, o95 = self._tally.order_latency.percentiles(50, 95)
-        f50, f95 = self._tally.frame_latency.percentiles(50, 95)
+        _, f95 = self._tally.frame_latency.percentiles(50, 95)
         control = self._control
-        params, override = self.parameters, control.elasticity.override
-        change = control.last_change
-        set_by = "operator" if override else change.source if change is not None else "config"
         (step_p99,) = control.step_time.percentiles(99)
-        return {
-            "running": self.running,
-            "uptime_s": None if self._started_at is None else time.monotonic() - self._started_at,
-            "stations": stations,
-            "workers": producer.get("workers", []),
-            "local_workers": self._workers.alive() if self._workers is not None else 0,
-            "queues": {"tasks": producer.get("queue_size", 0),
-                       "tasks_leased": producer.get("leased", 0),
-                       "tasks_dropped": sum(producer.get("dropped", {}).values()),
-                       "vlm_queue": vlm.queue_depth if vlm else 0,
-                       "vlm_pending": vlm.pending if vlm else 0},
-            "parameters": {
-                "fps_level": params.fps_level, "resolution_level": params.resolution_level,
-                "grade": params.grade.name.lower(),
-                "grades": [g.name.lower() for g in self._space.grades],
-                "fps": self._space.fps_fraction(params),
-                "resolution": self._space.resolution_scale(params),
-                "set_by": set_by, "reason": change.reason if change is not None else "start",
-                "override": {k: int(v) for k, v in override.items()},
-            },
-            "control": {"controller": control.kind, "ready": control.ready,
-                        "interval_s": control.interval_s, "decisions": control.decisions,
-                        "step_ms_p99": None if step_p99 is None else step_p99 * 1000.0,
-                        "at_lowest": control.elasticity.at_lowest},
-            "slo": [{"name": st.slo.value, "value": st.value, "limit": st.limit,
-                     "state": st.state.name} for st in control.elasticity.slo_status],
-            "fps": sum(s["fps_out"] or 0.0 for s in stations),
-            "frame_latency_p50_s": f50, "frame_latency_p95_s": f95,
-            "order_latency_p50_s": o50, "order_latency_p95_s": o95,
-            "orders": dict(self._tally.by_status), "system": dataclasses.asdict(self._usage),
-        }
+        scaling = self.config.scaling
+        usage = self._usage
+        running = [s.fps_out for s in stations if s.fps_out is not None]
+        return EngineStatus(
+            running=self.running,
+            uptime_s=None if self._started_at is None else time.monotonic() - self._started_at,
+            stations=stations, workers=workers, slos=slo_statuses(control),
+            parameters=parameters_status(control, self._space),
+            control=ControlStatus(
+                controller=control.kind, ready=control.ready, decisions=control.decisions,
+                at_lowest=control.elasticity.at_lowest,
+                step_ms_p99=None if step_p99 is None else step_p99 * 1000.0,
+                autoscaling=scaling.enabled, min_stations=scaling.min_stations,
+                max_stations=scaling.max_stations),
+            queues=QueueStatus(
+                tasks=producer.get("queue_size", 0), tasks_leased=producer.get("leased", 0),
+                tasks_dropped=sum(producer.get("dropped", {}).values()),
+                vlm_queue=vlm.queue_depth if vlm else 0,
+                vlm_in_flight=vlm.in_flight_requests if vlm else 0,
+                events_dropped=self._bus.dropped),
+            system=SystemStatus(usage.cpu_percent, usage.memory_percent, usage.gpu_percent,
+                                None),
+            fps=sum(running) if running else None,
+            order_latency_p50_s=o50, order_latency_p95_s=o95, frame_latency_p95_s=f95,
+            orders=dict(self._tally.by_status))
 
     def summary(self) -> dict[str, Any]:
         """The run so far: orders by status, verdict accuracy against the synthetic camera's
-        truth, per-order latency percentiles (order end → verdict), frames per second."""
+        truth, per-order latency percentiles (order end → verdict), frames per second, and
+        how many stations ran (those added while running included)."""
         end = self._stopped_at or time.monotonic()
         truth = [link.stats.truth_orders for link in self._hub.links()
                  if link.stats is not None and link.stats.truth_orders is not None]
@@ -345,13 +345,17 @@ class Engine:
             **self._tally.summary(end),
             "duration_s": None if self._started_at is None else end - self._started_at,
             "camera_orders": sum(truth) if truth else None,
-            "stations": len(self.config.stations),
+            "stations": len(self._station_names),
             "parameters": dataclasses.asdict(self.parameters) | {
                 "grade": self.parameters.grade.name.lower()},
             "controller": self._control.kind,
         }
 
     # ── wiring callbacks (pipeline threads) ──────────────────────────────────────────────
+
+    def _add(self, station: StationConfig) -> None:
+        self._hub.add(self._station_settings(station))
+        self._station_names.add(station.name)
 
     def _station_settings(self, station: Any) -> StationSettings:
         params = self._applied
@@ -414,8 +418,8 @@ class Engine:
             if self._store is not None:
                 self._store.add(result)
         except EdgeAppError as exc:
-            self._bus.publish(Notification("error", f"result of order {result.order_id} "
-                                                    f"not stored: {exc}"))
+            self._bus.publish(Notification(Severity.ERROR, f"result of order {result.order_id} "
+                                                           f"not stored: {exc}", "store"))
         self._tally.add_result(result)
         self._bus.publish(OrderValidated(result))
 
@@ -431,21 +435,25 @@ class Engine:
         while not self._stopping.wait(_MONITOR_S):
             try:
                 self._usage = probe.sample()
+                if self._producer is not None:
+                    self._worker_rates.update(self._producer.status()["workers"])
                 if self._usage.cpu_percent is not None:
                     self._cpu_recent.append(self._usage.cpu_percent)
                 if self._workers is not None:
                     for ended in self._workers.poll():
                         self._publish(Notification(
-                            "error", f"local worker {ended.index} (pid {ended.pid}) ended with "
-                                     f"code {ended.returncode}; restarting it. "
-                                     f"{ended.stderr_tail[-300:]}"))
+                            Severity.ERROR,
+                            f"local worker {ended.index} (pid {ended.pid}) ended with code "
+                            f"{ended.returncode}; restarting it. {ended.stderr_tail[-300:]}",
+                            "workers"))
                         self._workers.restart(ended.index)
                 for part in (self._producer, self._collector):
                     error = getattr(part, "error", None)
                     if error is not None and id(part) not in self._reported_errors:
                         self._reported_errors.add(id(part))
-                        self._publish(Notification("error", f"{type(part).__name__} "
-                                                            f"failed: {error!r}"))
+                        self._publish(Notification(Severity.ERROR, f"{type(part).__name__} "
+                                                                   f"failed: {error!r}",
+                                                   type(part).__name__.lower()))
             except Exception as exc:  # the monitor itself must keep watching
                 logger.exception("engine monitor failed")
-                self._publish(Notification("error", f"engine monitor: {exc!r}"))
+                self._publish(Notification(Severity.ERROR, f"engine monitor: {exc!r}"))

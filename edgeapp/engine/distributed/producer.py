@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from edgeapp.engine.api import WorkerJoined, WorkerLeft
 from edgeapp.engine.distributed import protocol as p
 from edgeapp.engine.distributed.endpoint import ServerEndpoint
 from edgeapp.engine.distributed.link import TaskListener
@@ -35,8 +36,6 @@ from edgeapp.engine.distributed.wakeup import Waker
 from edgeapp.engine.distributed.workers import (
     WorkerBook,
     WorkerEvent,
-    WorkerJoined,
-    WorkerLeft,
     WorkerRecord,
 )
 from edgeapp.errors import ProtocolError

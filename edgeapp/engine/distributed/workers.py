@@ -14,28 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeapp.engine.api import WorkerJoined, WorkerLeft
 from edgeapp.engine.distributed.task_queue import Task
-
-
-@dataclass(frozen=True)
-class WorkerJoined:
-    """A worker registered with the Producer."""
-
-    worker_id: str
-    name: str
-    host: str
-
-
-@dataclass(frozen=True)
-class WorkerLeft:
-    """A worker left: ``reason`` is ``end``, ``silent`` (missed heartbeats), ``replaced`` or
-    ``unreachable``; ``requeued`` is how many of its tasks went back to the queue."""
-
-    worker_id: str
-    name: str
-    reason: str
-    requeued: int
-
 
 WorkerEvent = WorkerJoined | WorkerLeft
 
