@@ -82,7 +82,7 @@ class TransportError(EdgeAppError):
 class NoDisplayError(EdgeAppError):
     """There is no display to open the window on (use --headless there)."""
 
-    exit_code = 14
+    exit_code = 15
 
 
 class UsageError(EdgeAppError):

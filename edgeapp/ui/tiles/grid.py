@@ -39,6 +39,7 @@ class TileGrid(QWidget):
         self.engine: Any = None
         self.on_tick: Callable[[float], None] | None = None  # the bench times the pulls
         self._last_repaint: dict[str, float] = {}
+        self._reported: set[str] = set()  # stations the engine's status has listed
         self._layout = QGridLayout(self)
         self._layout.setContentsMargins(4, 4, 4, 4)
         self._layout.setSpacing(4)
@@ -104,8 +105,17 @@ class TileGrid(QWidget):
     # ── what the engine says ─────────────────────────────────────────────────────────────
 
     def take_status(self, status: Any) -> None:
-        """An ``EngineStatus``: the station set, each station's state and rates."""
-        self.set_stations(s.name for s in status.stations)
+        """An ``EngineStatus``: the station set, each station's state and rates.
+
+        A station the engine has not reported yet keeps its tile ("starting…": the engine
+        adds the config's stations one by one); one it reported before and no longer does
+        is gone."""
+        reported = [s.name for s in status.stations]
+        gone = self._reported - set(reported)
+        self._reported |= set(reported)
+        self._reported -= gone
+        self.set_stations([*(n for n in self.tiles if n not in gone),
+                           *(n for n in reported if n not in self.tiles)])
         self.class_names.grade = status.parameters.grade
         for st in status.stations:
             self.tiles[st.name].model.take_status(st)

@@ -90,17 +90,21 @@ class TileModel:
         self.seq: int | None = None
         self.capture_ts: float | None = None
         self.image: np.ndarray | None = None
-        self.detections: np.ndarray | None = None  # only those of the frame on screen
+        self.detections: np.ndarray | None = None  # the newest the engine has
+        self.detections_lag: int | None = None     # frames between them and the frame (0: its)
         self.last_new_frame: float | None = None   # time.monotonic() a new frame came
         self.verdict: Verdict | None = None
 
     # ── inputs ───────────────────────────────────────────────────────────────────────────
 
     def take_frame(self, frame: Any, now: float | None = None) -> None:
-        """A new frame (``LatestFrame``) for the tile; its detections only if they are its."""
+        """A new frame (``LatestFrame``) for the tile, with the newest detections: its own, or
+        (when the detector is behind and the engine no longer holds their frame) an earlier
+        frame's, which the tile draws dashed."""
         self.seq, self.capture_ts, self.image = frame.seq, frame.capture_ts, frame.image
-        same = frame.detections_seq is not None and frame.detections_seq == frame.seq
-        self.detections = frame.detections if same else None
+        self.detections = frame.detections
+        self.detections_lag = (None if frame.detections_seq is None
+                               else frame.seq - frame.detections_seq)
         self.last_new_frame = time.monotonic() if now is None else now
 
     def take_status(self, status: Any) -> None:
@@ -195,7 +199,8 @@ class TileModel:
             behind = (st is not None and st.fps_in and st.fps_out is not None
                       and st.fps_out < 0.8 * st.fps_in)
             return Health.SLOW if age > BEHIND_AFTER_S or behind else Health.OK
-        if self.state in (None, StationState.STARTING, StationState.STOPPED) or (
+        if self.state in (None, StationState.STARTING, StationState.STOPPED,
+                          StationState.DRAINING) or (
                 self.state is StationState.RUNNING and self.camera in (None,
                                                                        CameraState.CONNECTING)):
             return Health.IDLE

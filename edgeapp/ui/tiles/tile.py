@@ -123,11 +123,13 @@ class CameraTile(QWidget):
         font = self._font(0.045)
         p.setFont(font)
         fm = QFontMetrics(font)
+        # Boxes of an earlier frame (the detector is behind) are dashed: near, not exact.
+        style = Qt.PenStyle.SolidLine if self.model.detections_lag == 0 else Qt.PenStyle.DashLine
         for x1, y1, x2, y2, score, cls in np.asarray(dets, dtype=np.float32).reshape(-1, 6):
             colour = look.class_colour(int(cls))
             box = QRectF(target.x() + x1 * sx, target.y() + y1 * sy,
                          (x2 - x1) * sx, (y2 - y1) * sy)
-            p.setPen(QPen(colour, 2))
+            p.setPen(QPen(colour, 2, style))
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawRect(box)
             text = f"{self.names.name(int(cls))} {score:.2f}"
@@ -226,8 +228,9 @@ class CameraTile(QWidget):
                       f"dropped {st.frames_dropped} of {st.frames_in}",
                       f"latency p50 {_ms(st.frame_latency_p50_s)} · "
                       f"p95 {_ms(st.frame_latency_p95_s)}"]
-        dets = model.detections
-        lines.append(f"detections {len(dets) if dets is not None else '–'} · "
+        dets, lag = model.detections, model.detections_lag
+        behind = "" if not lag else f" ({lag} frames earlier)"
+        lines.append(f"detections {len(dets) if dets is not None else '–'}{behind} · "
                      f"shown {self.frames_shown}")
         font = self._font(0.045)
         fm = QFontMetrics(font)
