@@ -15,6 +15,10 @@ class ConfigError(EdgeAppError):
     exit_code = 2
 
 
+class CatalogError(ConfigError):
+    """The orders or inventory file is not valid; the message names the file, line and column."""
+
+
 class MissingExtraError(EdgeAppError):
     """A mode needs an optional extra that is not installed."""
 

@@ -119,6 +119,7 @@ def test_build_sh_builds_the_one_folder_app_and_its_smoke_checks_pass() -> None:
     env = {**os.environ, "PYTHON": sys.executable}
     done = subprocess.run(["bash", str(ROOT / "packaging" / "build.sh")], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=3500)
+    print(done.stdout)  # the build time, the folder's size, the smoke runs' summaries (-rP)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "smoke: ok" in done.stdout
     assert (ROOT / "dist" / "edgeapp" / "_internal" / "resources" / "models").is_dir()

@@ -137,7 +137,7 @@ class Engine:
             self._batcher = VlmBatcher(
                 self._backend, batch_window_ms=c.vlm.batch_window_ms,
                 max_batch_size=c.vlm.max_batch_size, max_in_flight=c.vlm.max_in_flight,
-                default_timeout_s=c.vlm.timeout_s)
+                default_timeout_s=c.vlm.timeout_s, publish=self._bus.publish)
             self._batcher.start()
             keys = worker_keys(c)
             self._collector = Collector(CollectorSettings(
