@@ -21,6 +21,7 @@ import numpy as np
 
 from edgeapp.config import Config, StationConfig
 from edgeapp.engine.api import (
+    CameraState,
     ControlStatus,
     EngineEvent,
     EngineStatus,
@@ -375,18 +376,25 @@ class Engine:
 
     def _metrics_sample(self) -> MetricsSample:
         """What the SLOs judge, over the control interval just ended (control thread)."""
-        frames, orders = self._tally.take_interval()
+        interval = self._tally.take_interval()
         producer = self._producer.status() if self._producer is not None else {}
-        fps = sum(link.fps_in or 0.0 for link in self._hub.running())
-        (p95,) = percentiles(frames, 95)
+        running = self._hub.running()
+        fps = sum(link.fps_in or 0.0 for link in running)
+        (p95,) = percentiles(interval.frame_latencies, 95)
         recent = tuple(self._cpu_recent)
         cpu = sum(recent) / len(recent) if recent else None
+        orders = interval.order_latencies
         return MetricsSample(
             queue_size=producer.get("queue_size"), fps=fps or None,
             memory_percent=self._usage.memory_percent,
             frame_latency_p95_ms=None if p95 is None else p95 * 1000.0,
             order_latency_s=max(orders) if orders else None,
-            utilisation=None if cpu is None else cpu / 100.0)
+            utilisation=None if cpu is None else cpu / 100.0,
+            frames=interval.frames,
+            streams_away=sum(link.camera in (CameraState.CONNECTING, CameraState.RECONNECTING)
+                             for link in running),
+            order_latency_streams_s=interval.streams_part(
+                vlm_shares_cpu=self.config.vlm.backend == "local"))
 
     def _submit_frame(self, station: str, seq: int, image: np.ndarray, capture_ts: float) -> bool:
         producer = self._producer

@@ -61,7 +61,7 @@ class HistoryPanel(QWidget):
         bridge.scalingDecision.connect(self.add_scaling)
         bridge.statusUpdated.connect(self.show_status)
         self.pastLoaded.connect(self._past_loaded)
-        self._load_past()
+        self._past_asked = False
 
     # ── events ───────────────────────────────────────────────────────────────────────────
 
@@ -98,6 +98,9 @@ class HistoryPanel(QWidget):
 
     def show_status(self, status: Any) -> None:
         """Start the timeline from the first status; extend every line to now."""
+        if status.running and not self._past_asked:  # the kept history is open once it runs
+            self._past_asked = True
+            self._load_past()
         p = status.parameters
         now = time.time()
         if not self.timeline.started:
