@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import time
 
 import openvino  # noqa: F401 - imported up front: its telemetry starts a lasting idle thread
 import pytest
@@ -41,10 +42,20 @@ def bridge(qapp):
     bridge = EngineBridge(engine)
     engine.start()
     try:
+        # Every process of the engine exists before the first test counts its children.
+        deadline = time.monotonic() + 60
+        while not _serving(engine.status()):
+            assert time.monotonic() < deadline, "the engine did not start serving in 60 s"
+            time.sleep(0.1)
         yield bridge
     finally:
         bridge.close()
         engine.stop(timeout=20)
+
+
+def _serving(status) -> bool:
+    return (bool(status.workers) and bool(status.stations)
+            and all(s.state.value == "running" for s in status.stations))
 
 
 def _status(bridge):
