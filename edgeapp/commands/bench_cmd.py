@@ -25,6 +25,8 @@ BENCHES: dict[str, tuple[str, str, str]] = {
                 "VLM batcher on the local backend: batched vs one-by-one, 8 stations"),
     "controller": ("edgeapp.engine.bench.controller", "run_controller_bench",
                    "elasticity controllers (AIF, heuristic, static) on simulated scenarios"),
+    "ui": ("edgeapp.ui.bench.launch", "run_ui_bench",
+           "the window offscreen on 8 synthetic stations: frames shown, UI frame time"),
     "soak": ("edgeapp.engine.bench.soak", "run_soak_bench",
              "the demo for --minutes N: RSS, open files and threads of every process"),
     "stations": ("edgeapp.engine.bench.stations", "run_stations_bench",
