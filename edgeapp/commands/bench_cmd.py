@@ -22,7 +22,8 @@ BENCHES: dict[str, tuple[str, str, str]] = {
     "pipeline": ("edgeapp.engine.bench.pipeline", "run_pipeline_bench",
                  "frames through Producer -> K detector workers -> Collector vs benchmark_app"),
     "batcher": ("edgeapp.engine.bench.batcher", "run_batcher_bench",
-                "VLM batcher on the local backend: batched vs one-by-one, 8 stations"),
+                "VLM batcher on the local backend: batched vs one-by-one, 8 stations, as a "
+                "share of the backend's own gain from batching"),
     "controller": ("edgeapp.engine.bench.controller", "run_controller_bench",
                    "elasticity controllers (AIF, heuristic, static) on simulated scenarios"),
     "ui": ("edgeapp.ui.bench.launch", "run_ui_bench",
