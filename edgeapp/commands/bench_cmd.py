@@ -32,6 +32,8 @@ BENCHES: dict[str, tuple[str, str, str]] = {
              "the demo for --minutes N: RSS, open files and threads of every process"),
     "stations": ("edgeapp.engine.bench.stations", "run_stations_bench",
                  "the whole pipeline on 1..N stations: throughput, latency, accuracy, SLOs"),
+    "capacity": ("edgeapp.engine.bench.capacity", "run_capacity_bench",
+                 "the most stations this machine sustains, and the best fixed setting for them"),
 }
 
 
