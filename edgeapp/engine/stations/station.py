@@ -54,6 +54,7 @@ class Station:
         self._send_lock = threading.Lock()
         self._stop = threading.Event()  # set by a signal handler or a Stop message
         self._finish_order = False
+        self._stop_reason = "station stopped"
         self._drain_deadline = float("inf")
         self._fps_level = settings.fps_level
         self._camera_closed = False
@@ -68,9 +69,12 @@ class Station:
         self.frames_missed = 0
         self._source: Any = None
 
-    def stop(self, finish_order: bool = False, deadline_s: float = 0.0) -> None:
-        """Ask the loop to end (from any thread or a signal handler)."""
+    def stop(self, finish_order: bool = False, deadline_s: float = 0.0,
+             reason: str = "station stopped") -> None:
+        """Ask the loop to end (from any thread or a signal handler); an order cut short
+        ends failed with ``reason``."""
         self._finish_order = finish_order
+        self._stop_reason = reason
         self._drain_deadline = time.monotonic() + deadline_s
         self._stop.set()
 
@@ -109,10 +113,10 @@ class Station:
         finally:
             source.stop()
             source.join(5.0)
-            segment = tracker.flush(time.time(), "station stopped")
+            segment = tracker.flush(time.time(), self._stop_reason)
             if segment is not None:
                 flow.finish(segment, time.time())
-            flow.abandon("station stopped before the VLM answered")
+            flow.abandon(f"{self._stop_reason} before the VLM answered")
             self._send_stats()
             flow.close()
             if self._ring is not None:
@@ -161,7 +165,7 @@ class Station:
                 self._source.set_target(fps=self._target_fps(self._source.source_fps),
                                         scale=message.scale)
             elif isinstance(message, Stop):
-                self.stop(message.finish_order, message.deadline_s)
+                self.stop(message.finish_order, message.deadline_s, message.reason)
 
     def _target_fps(self, camera_fps: float | None) -> float | None:
         """The pacer's target for the FPS level (None: every frame of the camera)."""
