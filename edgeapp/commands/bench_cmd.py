@@ -28,6 +28,8 @@ BENCHES: dict[str, tuple[str, str, str]] = {
     "autoscale": ("edgeapp.engine.bench.autoscale", "run_autoscale_bench",
                   "the demo autoscaling from 1 station: stations reached, time to steady, "
                   "flapping, SLOs, accuracy"),
+    "soak": ("edgeapp.engine.bench.soak", "run_soak_bench",
+             "the demo for --minutes N: RSS, open files and threads of every process"),
 }
 
 

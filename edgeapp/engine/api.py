@@ -369,8 +369,9 @@ class WorkerJoined:
 
 @dataclass(frozen=True)
 class WorkerLeft:
-    """A worker left: ``reason`` is ``end``, ``silent`` (missed heartbeats), ``replaced`` or
-    ``unreachable``; ``requeued`` is how many of its tasks went back to the queue."""
+    """A worker left: ``reason`` is ``end``, ``silent`` (no sign of life), ``replaced``,
+    ``unreachable`` or ``revoked`` (its key was withdrawn); ``requeued`` is how many of its
+    tasks went back to the queue."""
 
     worker_id: str
     name: str

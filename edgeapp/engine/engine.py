@@ -23,6 +23,7 @@ from typing import Any
 
 from edgeapp.config import Config, StationConfig
 from edgeapp.engine.api import (
+    CameraState,
     EngineStatus,
     LatestFrame,
     Notification,
@@ -155,7 +156,7 @@ class Engine:
             self._batcher = VlmBatcher(
                 self._backend, batch_window_ms=c.vlm.batch_window_ms,
                 max_batch_size=c.vlm.max_batch_size, max_in_flight=c.vlm.max_in_flight,
-                default_timeout_s=c.vlm.timeout_s)
+                default_timeout_s=c.vlm.timeout_s, publish=self._bus.publish)
             self._batcher.start()
             keys = worker_keys(c)
             self._collector = Collector(CollectorSettings(
@@ -408,18 +409,25 @@ class Engine:
 
     def _metrics_sample(self) -> MetricsSample:
         """What the SLOs judge, over the control interval just ended (control thread)."""
-        frames, orders = self._tally.take_interval()
+        interval = self._tally.take_interval()
         producer = self._producer.status() if self._producer is not None else {}
-        fps = sum(r.fps_in or 0.0 for r in self._pool.records() if r.live)
-        (p95,) = percentiles(frames, 95)
+        running = [r for r in self._pool.records() if r.live]
+        fps = sum(r.fps_in or 0.0 for r in running)
+        (p95,) = percentiles(interval.frame_latencies, 95)
         recent = tuple(self._cpu_recent)
         cpu = sum(recent) / len(recent) if recent else None
+        orders = interval.order_latencies
         return MetricsSample(
             queue_size=producer.get("queue_size"), fps=fps or None,
             memory_percent=self._usage.memory_percent,
             frame_latency_p95_ms=None if p95 is None else p95 * 1000.0,
             order_latency_s=max(orders) if orders else None,
-            utilisation=None if cpu is None else cpu / 100.0)
+            utilisation=None if cpu is None else cpu / 100.0,
+            frames=interval.frames,
+            streams_away=sum(r.camera in (CameraState.CONNECTING, CameraState.RECONNECTING)
+                             for r in running),
+            order_latency_streams_s=interval.streams_part(
+                vlm_shares_cpu=self.config.vlm.backend == "local"))
 
     def _scaling_metrics(self) -> ScalingMetrics:
         """CPU (the mean of the last seconds), GPU (None: not measured), order latency p95

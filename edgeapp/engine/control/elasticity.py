@@ -3,7 +3,12 @@
 Once per control interval the Engine calls :meth:`ElasticityController.step` with a
 :class:`MetricsSample`; it gets back the events to publish (``SloChanged``,
 ``ParametersChanged``) and reads :attr:`~ElasticityController.parameters` to send FPS and
-resolution to the pacers and the grade to the workers. Thread-safe: the API thread may set
+resolution to the pacers and the grade to the workers.
+
+The controller acts only where it can help: while no frames flow, no SLO says anything about
+the parameters, so they hold and the controller neither decides nor learns; while a stream is
+away (reconnecting) nothing is raised; and the order latency it judges is only the part the
+streams can shorten (see :mod:`.slo`). Thread-safe: the API thread may set
 an override or switch the controller while the control thread steps.
 """
 
@@ -84,11 +89,16 @@ class ElasticityController:
         """Take one metrics sample, let the controller decide; return the events to publish."""
         with self._lock:
             events: list[ControlEvent] = list(self._monitor.update(sample))
+            if not sample.frames_flow:
+                # Nothing flows: quiet SLOs are not room to spare, nor a lesson about the
+                # parameters in force. Hold them until frames come again.
+                return events
             # The controller also decides under an override: it keeps learning what the
             # operator's settings do, and it still moves the parameters that are not pinned.
             decision = self._controller.decide(self._monitor.measured, self._parameters,
                                                frozenset(self._pinned),
-                                               utilisation=sample.utilisation)
+                                               utilisation=sample.utilisation,
+                                               may_raise=sample.streams_away == 0)
             new = self._pin(decision.parameters)
             if new != self._parameters:
                 events.append(ParametersChanged(self._parameters, new, SetBy.CONTROLLER,
