@@ -155,6 +155,9 @@ class StationPool:
         """End the pool thread (after the stations ended)."""
         self._stop.set()
         self._wake()
+        if self._thread.ident is None:  # never started: nobody else closes the waker
+            self._wake_r.close()
+            self._wake_w.close()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the pool thread; True when it has ended."""

@@ -7,7 +7,6 @@ the router writes the order and frame fields; clients read (``status()``).
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -53,7 +52,6 @@ class StationRecord:
         self._truth_before: int | None = None  # orders a synthetic camera finished, likewise
         self._dropped_before = 0  # detections its earlier processes did not take
         self._last_stats: tuple[float, int] | None = None
-        self.lock = threading.Lock()
 
     @property
     def live(self) -> bool:

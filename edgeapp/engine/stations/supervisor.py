@@ -73,8 +73,6 @@ class WorkerSupervisor:
         self._publish = publish
         self._history: dict[int, CrashHistory] = {}
         self._due: dict[int, float] = {}  # worker index -> monotonic restart time
-        self.given_up: set[int] = set()
-        self.restarts = 0
 
     def tick(self, now: float | None = None) -> None:
         """Notice ended workers, schedule their restart, restart those that are due."""
@@ -85,7 +83,6 @@ class WorkerSupervisor:
             what = (f"local worker {ended.index} (pid {ended.pid}) ended with code "
                     f"{ended.returncode}")
             if delay is None:
-                self.given_up.add(ended.index)
                 self._publish(Notification(
                     Severity.ERROR, f"{what}: {history.count} times in "
                                     f"{self._policy.window_s:.0f} s, not restarted. "
@@ -99,7 +96,6 @@ class WorkerSupervisor:
             if at <= t:
                 del self._due[index]
                 pid = self._workers.restart(index)
-                self.restarts += 1
                 self._publish(Notification(Severity.INFO,
                                            f"local worker {index} restarted (pid {pid})",
                                            "workers"))
