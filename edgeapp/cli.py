@@ -45,7 +45,6 @@ FLAG_MODES: dict[str, str] = {
     "--uninstall-desktop": "edgeapp.commands.uninstall_desktop_cmd",
 }
 
-EXIT_NOT_AVAILABLE = 69  # sysexits EX_UNAVAILABLE: the asked-for part is not in this version
 EXIT_INTERNAL_ERROR = 70  # sysexits EX_SOFTWARE: a bug, not the user's input
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
@@ -115,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from edgeapp.config import load_config
 
         args.cfg = load_config(args.config)
-        return _dispatch(args, parser, modes)
+        return _dispatch(args, modes)
     except SystemExit as exc:  # --help, --version, or a mode that calls sys.exit
         return _system_exit_code(exc)
     except KeyboardInterrupt:
@@ -141,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL_ERROR
 
 
-def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser, modes: Modes) -> int:
+def _dispatch(args: argparse.Namespace, modes: Modes) -> int:
     flags = [flag for flag, (dest, _) in modes.flags.items() if getattr(args, dest)]
     if flags and args.command:
         raise UsageError(f"{flags[0]} and the {args.command} mode cannot be used "
@@ -151,32 +150,18 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser, modes: 
     elif flags:
         module = modes.flags[flags[0]][1]
     else:
-        return run_without_mode(parser)
+        return run_without_mode(args)
     return int(module.run(args) or 0)
 
 
-def run_without_mode(parser: argparse.ArgumentParser) -> int:
-    """``edgeapp`` with no mode: where the operator window will open.
+def run_without_mode(args: argparse.Namespace) -> int:
+    """``edgeapp`` with no mode: the operator window on ``--config`` (default: the demo).
 
-    The desktop window is not built yet; say so and list what this version can do. The GUI
-    issue replaces this function's body.
+    The UI is imported only here, so every other mode (``--worker`` above all) runs without Qt.
     """
-    print("edgeapp: the operator window (desktop app) is not available in this version.\n"
-          "Available modes:", file=sys.stderr)
-    for name, text in _mode_list(parser):
-        print(f"  {name:<22} {text}", file=sys.stderr)
-    print("Run 'edgeapp MODE --help' for a mode's options.", file=sys.stderr)
-    return EXIT_NOT_AVAILABLE
+    from edgeapp.ui.app import run
 
-
-def _mode_list(parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
-    modes: list[tuple[str, str]] = []
-    for action in parser._actions:  # argparse keeps no public list of its modes
-        if isinstance(action, argparse._SubParsersAction):
-            modes += [(f"edgeapp {a.dest}", a.help or "") for a in action._choices_actions]
-        elif action.option_strings and action.option_strings[0] in FLAG_MODES:
-            modes.append((f"edgeapp {action.option_strings[0]}", action.help or ""))
-    return modes
+    return run(args.cfg, args.config)
 
 
 def _exit_codes_text() -> str:
@@ -191,8 +176,7 @@ def _exit_codes_text() -> str:
     for cls in sorted(errors, key=lambda c: c.exit_code):
         text = (cls.__doc__ or cls.__name__).strip().rstrip(".")
         rows.append((str(cls.exit_code), text[:1].lower() + text[1:]))
-    rows += [(str(EXIT_NOT_AVAILABLE), "the asked-for part is not available in this version"),
-             (str(EXIT_INTERNAL_ERROR), "internal error (a bug; --debug shows the traceback)"),
+    rows += [(str(EXIT_INTERNAL_ERROR), "internal error (a bug; --debug shows the traceback)"),
              (str(EXIT_INTERRUPTED), "interrupted (Ctrl+C)")]
     return "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in rows)
 

@@ -281,7 +281,7 @@ class Engine:
 
     @property
     def parameters(self) -> StreamParameters:
-        """The stream parameters in force, as levels (see ``status()["parameters"]``)."""
+        """The stream parameters in force, as levels (see ``status().parameters``)."""
         return self._control.elasticity.parameters
 
     def set_override(self, *, fps: int | None = None, resolution: int | None = None,

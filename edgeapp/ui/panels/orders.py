@@ -66,8 +66,9 @@ class OrdersPanel(QWidget):
         bar.addWidget(self.status_filter)
         bar.addWidget(self.station_filter)
         bar.addWidget(self.search, 1)
-        bar.addWidget(self.count)
         bar.addWidget(self.export_button)
+        self.search.setMinimumWidth(self.search.fontMetrics().horizontalAdvance(
+            "Search order ID") + 40)
 
         self.table = QTableView()
         self.table.setModel(self.proxy)
@@ -95,6 +96,7 @@ class OrdersPanel(QWidget):
         split.setStretchFactor(1, 2)
         lay = QVBoxLayout(self)
         lay.addLayout(bar)
+        lay.addWidget(self.count)
         lay.addWidget(split, 1)
 
         self.status_filter.currentIndexChanged.connect(self._refilter)

@@ -52,7 +52,7 @@ class _SloRow:
         background, text = palette_colours()
         self.spark = pg.PlotWidget(background=background)
         self.spark.setFixedHeight(34)
-        self.spark.setMinimumWidth(120)
+        self.spark.setMinimumWidth(80)
         item = self.spark.getPlotItem()
         item.hideAxis("left")
         item.hideAxis("bottom")
