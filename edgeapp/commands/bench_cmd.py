@@ -29,6 +29,8 @@ BENCHES: dict[str, tuple[str, str, str]] = {
            "the window offscreen on 8 synthetic stations: frames shown, UI frame time"),
     "soak": ("edgeapp.engine.bench.soak", "run_soak_bench",
              "the demo for --minutes N: RSS, open files and threads of every process"),
+    "stations": ("edgeapp.engine.bench.stations", "run_stations_bench",
+                 "the whole pipeline on 1..N stations: throughput, latency, accuracy, SLOs"),
 }
 
 
@@ -45,11 +47,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the chosen benchmark; print JSON (``--json``) or an aligned table."""
+    """Run the chosen benchmark; print JSON (``--json``), its own ``format_text`` or
+    ``key=value`` rows."""
     module, func, _ = BENCHES[args.bench]
-    result = getattr(importlib.import_module(module), func)(args)
+    bench = importlib.import_module(module)
+    result = getattr(bench, func)(args)
+    text = getattr(bench, "format_text", None)
     if args.json:
         print(json.dumps(result))
+    elif text is not None:
+        print(text(result))
     else:
         rows = result if isinstance(result, list) else [result]
         for row in rows:
