@@ -26,6 +26,9 @@ BENCHES: dict[str, tuple[str, str, str]] = {
                 "share of the backend's own gain from batching"),
     "controller": ("edgeapp.engine.bench.controller", "run_controller_bench",
                    "elasticity controllers (AIF, heuristic, static) on simulated scenarios"),
+    "autoscale": ("edgeapp.engine.bench.autoscale", "run_autoscale_bench",
+                  "the demo autoscaling from 1 station: stations reached, time to steady, "
+                  "flapping, SLOs, accuracy"),
     "ui": ("edgeapp.ui.bench.launch", "run_ui_bench",
            "the window offscreen on 8 synthetic stations: frames shown, UI frame time"),
     "soak": ("edgeapp.engine.bench.soak", "run_soak_bench",
