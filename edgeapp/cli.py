@@ -41,6 +41,8 @@ COMMANDS: list[str] = [
 FLAG_MODES: dict[str, str] = {
     "--worker": "edgeapp.commands.worker_cmd",
     "--headless": "edgeapp.commands.headless_cmd",
+    "--install-desktop": "edgeapp.commands.install_desktop_cmd",
+    "--uninstall-desktop": "edgeapp.commands.uninstall_desktop_cmd",
 }
 
 EXIT_NOT_AVAILABLE = 69  # sysexits EX_UNAVAILABLE: the asked-for part is not in this version

@@ -15,6 +15,10 @@ class ConfigError(EdgeAppError):
     exit_code = 2
 
 
+class CatalogError(ConfigError):
+    """The orders or inventory file is not valid; the message names the file, line and column."""
+
+
 class MissingExtraError(EdgeAppError):
     """A mode needs an optional extra that is not installed."""
 
@@ -74,7 +78,7 @@ class SecurityError(EdgeAppError):
 
 
 class TransportError(EdgeAppError):
-    """A ZeroMQ peer cannot be reached or a socket cannot be bound."""
+    """A peer cannot be reached or a socket (ZeroMQ, the metrics endpoint) cannot be bound."""
 
     exit_code = 12
 
@@ -83,3 +87,9 @@ class UsageError(EdgeAppError):
     """The command line is wrong: an unknown mode, option or argument."""
 
     exit_code = 64
+
+
+class InstallError(EdgeAppError):
+    """The desktop launcher cannot be installed or removed; the message names the file."""
+
+    exit_code = 14

@@ -1,23 +1,37 @@
 """Where edgeapp finds its shipped resources and keeps the operator's data.
 
-Shipped (read-only): ``resources/`` — the demo orders and inventory, the detector models.
+Shipped (read-only): ``resources/`` — the demo orders and inventory, the detector models, the
+icon; ``packaging/linux/`` — the desktop entry and metainfo.
 Per user (written): the data folder — results database, evidence frames, CURVE keys, logs.
 Nothing here creates a folder; the part that writes into one creates it.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 APP_NAME = "edgeapp"
 
 
 def resources_dir() -> Path:
-    """The shipped ``resources/`` folder (next to the ``edgeapp`` package in a checkout).
+    """The shipped ``resources/`` folder (next to the ``edgeapp`` package in a checkout)."""
+    return _shipped_root() / "resources"
 
-    The one place that knows where resources live: packaging changes this function only.
-    """
-    return Path(__file__).resolve().parent.parent / "resources"
+
+def desktop_files_dir() -> Path:
+    """The desktop entry and AppStream metainfo that ``edgeapp --install-desktop`` installs."""
+    return _shipped_root() / "packaging" / "linux"
+
+
+def _shipped_root() -> Path:
+    """The folder that holds ``resources/`` and ``packaging/``: the checkout, or, in the
+    one-folder app (``packaging/pyinstaller/edgeapp.spec``), its ``_internal`` folder, which
+    the frozen program knows as ``sys._MEIPASS``. The one place that knows where shipped
+    files live: packaging changes this function only."""
+    if getattr(sys, "frozen", False):
+        return Path(sys._MEIPASS)  # type: ignore[attr-defined]
+    return Path(__file__).resolve().parent.parent
 
 
 def demo_orders_path() -> Path:
@@ -28,6 +42,16 @@ def demo_orders_path() -> Path:
 def demo_inventory_path() -> Path:
     """The demo inventory file the built-in demo uses."""
     return resources_dir() / "demo" / "inventory.json"
+
+
+def icons_dir() -> Path:
+    """The application icon: ``edgeapp.svg``, ``edgeapp-SIZE.png`` (16-512), ``edgeapp.ico``."""
+    return resources_dir() / "icons"
+
+
+def app_icon_path() -> Path:
+    """The application icon (SVG) the window shows."""
+    return icons_dir() / "edgeapp.svg"
 
 
 def shipped_models_dir() -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
@@ -18,11 +19,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _jpeg(index: int, width: int, height: int) -> bytes:
+# frames(index) -> the BGR image to send as the connection's ``index``-th frame.
+FrameSource = Callable[[int], np.ndarray]
+
+
+def numbered_frame(index: int, width: int, height: int) -> np.ndarray:
+    """A grey frame with its number on it."""
     img = np.full((height, width, 3), (index * 7) % 256, np.uint8)
     cv2.putText(img, str(index), (10, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.0,
                 (255, 255, 255), 2)
-    ok, buf = cv2.imencode(".jpg", img)
+    return img
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
     assert ok
     return buf.tobytes()
 
@@ -50,7 +60,9 @@ class _Handler(BaseHTTPRequestHandler):
                 if srv.frozen.is_set():  # a frozen camera: connection open, no frames
                     srv.closing.wait(period)
                     continue
-                data = _jpeg(index, srv.width, srv.height)
+                image = (srv.frames(index) if srv.frames is not None
+                         else numbered_frame(index, srv.width, srv.height))
+                data = _jpeg(image)
                 self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n")
                 self.wfile.write(f"Content-Length: {len(data)}\r\n\r\n".encode())
                 self.wfile.write(data + b"\r\n")
@@ -67,19 +79,24 @@ class _Server(ThreadingHTTPServer):
     block_on_close = True
     allow_reuse_address = True
 
-    def __init__(self, port: int, fps: float, width: int, height: int) -> None:
-        self.fps, self.width, self.height = fps, width, height
+    def __init__(self, port: int, fps: float, width: int, height: int,
+                 frames: FrameSource | None) -> None:
+        self.fps, self.width, self.height, self.frames = fps, width, height, frames
         self.closing = threading.Event()
         self.frozen = threading.Event()
         super().__init__(("127.0.0.1", port), _Handler)
 
 
 class MjpegServer:
-    """Serves ``/stream.mjpg`` at about ``fps`` on 127.0.0.1; restartable on the same port."""
+    """Serves ``/stream.mjpg`` at about ``fps`` on 127.0.0.1; restartable on the same port.
+
+    Frames are numbered grey frames, or what ``frames(index)`` draws (say a synthetic
+    counter, whose world then stands still while the server is stopped)."""
 
     def __init__(self, port: int = 0, fps: float = 15.0, width: int = 160,
-                 height: int = 120) -> None:
+                 height: int = 120, frames: FrameSource | None = None) -> None:
         self.port, self.fps, self.width, self.height = port, fps, width, height
+        self.frames = frames
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -93,7 +110,8 @@ class MjpegServer:
         deadline = time.monotonic() + 5.0
         while True:
             try:
-                self._server = _Server(self.port, self.fps, self.width, self.height)
+                self._server = _Server(self.port, self.fps, self.width, self.height,
+                                       self.frames)
                 break
             except OSError:
                 # The old socket may linger for a moment after a stop.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import openvino  # noqa: F401 - imported up front: its telemetry starts a lasting idle thread
 from engine_helpers import EventLog, engine_threads
 
+from edgeapp.engine.api import WorkerJoined, WorkerLeft
 from edgeapp.engine.bench.controller import summarise
 from edgeapp.engine.bench.controller_real import real_scenarios, run_real
-from edgeapp.engine.events import WorkerJoined, WorkerLeft
 
 
 def test_capacity_drop_kills_a_worker_that_the_engine_restarts_and_the_figures_are_measured():

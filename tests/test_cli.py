@@ -166,3 +166,79 @@ def test_the_real_command_exits_2_with_one_line_and_no_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.splitlines() == [
         "edgeapp: config error: stations[0].fps = 'fast': expected a number > 0 and <= 240"]
+
+
+def test_check_parses_the_orders_file_and_names_the_line_and_column(capsys, tmp_path):
+    # Given a config whose orders file has a quantity that is not a number on line 4
+    orders = tmp_path / "orders.json"
+    orders.write_text('{\n  "925": [\n    {"name": "burger", "quantity": 2},\n'
+                      '    {"name": "cola", "quantity": "two"}\n  ]\n}\n')
+    path = tmp_path / "site.yaml"
+    path.write_text("orders_path: orders.json\n")
+
+    code, out, err = run_cli(capsys, "config", "--check", str(path))
+
+    assert (code, out) == (2, "")
+    assert err == (f"edgeapp: config error: orders file {orders}, line 4, column 34: order 925 "
+                   "line 1: quantity 'two' must be an integer >= 1\n")
+
+
+def test_check_names_a_json_syntax_error_in_the_inventory(capsys, tmp_path):
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text('{"items": [\n  {"name": "burger"}\n  {"name": "cola"}\n]}\n')
+    path = tmp_path / "site.yaml"
+    path.write_text("inventory_path: inventory.json\n")
+
+    code, out, err = run_cli(capsys, "config", "--check", str(path))
+
+    assert (code, out) == (2, "")
+    assert err == (f"edgeapp: config error: inventory file {inventory}, line 3, column 3: "
+                   "not valid JSON: Expecting ',' delimiter\n")
+
+
+@pytest.mark.parametrize("content", [None, b"not a video at all" * 100])
+def test_check_opens_every_video_file_source(capsys, tmp_path, content):
+    # Given a station watching a video file that is missing, or is not a video
+    clip = tmp_path / "counter.mp4"
+    if content is not None:
+        clip.write_bytes(content)
+    path = tmp_path / "site.yaml"
+    path.write_text("stations:\n  - source: synthetic\n  - source: counter.mp4\n")
+
+    code, out, err = run_cli(capsys, "config", "--check", str(path))
+
+    assert (code, out) == (2, "")
+    assert err.startswith(f"edgeapp: config error: stations[1].source = '{clip}': ")
+    assert ("not found" if content is None else "corrupt or unsupported") in err
+    assert err.count("\n") == 1, "one line"
+
+
+def test_check_accepts_a_video_file_that_opens(capsys, tmp_path):
+    from edgeapp.engine.orders.catalog import load_catalog
+    from edgeapp.engine.sources.record import record_synthetic
+
+    record_synthetic(tmp_path / "clip.avi", 0.5, load_catalog(), width=320, height=180)
+    path = tmp_path / "site.yaml"
+    path.write_text("stations:\n  - source: clip.avi\n")
+
+    code, out, err = run_cli(capsys, "config", "--check", str(path))
+
+    assert (code, out, err) == (0, f"config ok: {path} (1 station)\n", "")
+
+
+def test_an_invalid_orders_file_at_run_time_is_a_config_error_too(tmp_path):
+    # Given `edgeapp --headless` with a config that was not checked, whose orders file is bad
+    (tmp_path / "orders.json").write_text('{"925": []}')
+    (tmp_path / "site.yaml").write_text("orders_path: orders.json\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+    proc = subprocess.run([sys.executable, "-m", "edgeapp", "--config", "site.yaml",
+                           "--headless", "--duration", "5"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+    # Then it exits 2, as every config-time error does, with the file, line and column
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        f"edgeapp: config error: orders file {tmp_path / 'orders.json'}, line 1, column 9: "
+        "order 925 must be a non-empty list of items"), proc.stderr

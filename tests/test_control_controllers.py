@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from edgeapp.config.schema import SloConfig, StreamConfig
+from edgeapp.engine.api import Slo, StreamParameters
 from edgeapp.engine.bench.controller import controller_for, simulate, summarise
 from edgeapp.engine.control.elasticity import ElasticityController
-from edgeapp.engine.control.parameters import ParameterSpace, StreamParameters
+from edgeapp.engine.control.parameters import ParameterSpace
 from edgeapp.engine.control.simulator import SCENARIOS
-from edgeapp.engine.control.slo import MetricsSample, Slo
+from edgeapp.engine.control.slo import MetricsSample
 
 ADAPTIVE = ["aif", "heuristic"]
 

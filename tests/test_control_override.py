@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from edgeapp.config.schema import SloConfig, StreamConfig
+from edgeapp.engine.api import ParametersChanged, Slo, SloChanged, SloState, StreamParameters
 from edgeapp.engine.control.elasticity import ElasticityController
-from edgeapp.engine.control.parameters import ParametersChanged, StreamParameters
-from edgeapp.engine.control.slo import MetricsSample, Slo, SloChanged, SloState
+from edgeapp.engine.control.slo import MetricsSample
 from edgeapp.engine.vision.grades import Grade
 from edgeapp.errors import InputError
 

@@ -9,8 +9,9 @@ import pytest
 
 from edgeapp.commands.bench_cmd import BENCHES
 from edgeapp.config.schema import StreamConfig
+from edgeapp.engine.api import StreamParameters
 from edgeapp.engine.bench.controller import bench_controller
-from edgeapp.engine.control.parameters import ParameterSpace, StreamParameters
+from edgeapp.engine.control.parameters import ParameterSpace
 from edgeapp.engine.control.simulator import SCENARIOS, DetectorCosts, Simulator
 from edgeapp.engine.vision.grades import Grade
 

@@ -5,14 +5,8 @@ from __future__ import annotations
 import pytest
 
 from edgeapp.config.schema import SloConfig
-from edgeapp.engine.control.slo import (
-    MetricsSample,
-    Slo,
-    SloChanged,
-    SloMonitor,
-    SloState,
-    slo_state,
-)
+from edgeapp.engine.api import Slo, SloChanged, SloState
+from edgeapp.engine.control.slo import MetricsSample, SloMonitor, slo_state
 
 OK, WARNING, CRITICAL = SloState.OK, SloState.WARNING, SloState.CRITICAL
 

@@ -10,13 +10,13 @@ import pytest
 import zmq
 from distributed_helpers import RecordingProcessor, pipeline, wait_until
 
+from edgeapp.engine.api import WorkerJoined, WorkerLeft
 from edgeapp.engine.distributed import protocol as p
 from edgeapp.engine.distributed.collector import DetectionResult
 from edgeapp.engine.distributed.processor import noop_factory
 from edgeapp.engine.distributed.producer import Producer, ProducerState
 from edgeapp.engine.distributed.video_output import VideoOutput
 from edgeapp.engine.distributed.worker import WorkerExit
-from edgeapp.engine.distributed.workers import WorkerJoined, WorkerLeft
 from edgeapp.errors import InputError
 
 STREAMS = ["cam-1", "cam-2", "cam-3"]

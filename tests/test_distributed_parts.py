@@ -8,6 +8,7 @@ import zmq
 
 from edgeapp.cli import main as cli_main
 from edgeapp.engine.distributed import keys
+from edgeapp.engine.distributed.dialects import Dialect
 from edgeapp.engine.distributed.processor import NoopProcessor, Processor, load_factory
 from edgeapp.engine.distributed.reorder import StreamReorder
 from edgeapp.engine.distributed.task_queue import Task, TaskQueue
@@ -124,11 +125,53 @@ def test_book_requeues_tasks_of_silent_workers_and_overdue_leases() -> None:
     book.touch(busy, 4.0, {"processed": 9})
     silent, lost = book.expire(now=2.0)
     assert [r.name for r in silent] == ["quiet"] and sorted(t.id for t in lost) == [1, 2]
-    assert book.complete([3, 99]) and book.lease_count() == 0
+    lease, _ = book.claim(3, "a", 3, busy.worker_id, "")
+    assert lease is not None and lease.task.id == 3 and book.lease_count() == 0
+    assert book.claim(99, None, None, busy.worker_id, "") == (None, "not_leased")
     assert book.snapshot()[0]["tasks_done"] == 1 and book.snapshot()[0]["processed"] == 9
     book.lease(busy, [task(4)], now=4.0)
     _, lost = book.expire(now=9.5)
     assert [t.id for t in lost] == [4], "the lease ran out although its worker is alive"
+
+
+def test_a_result_claims_only_the_lease_it_answers() -> None:
+    book = WorkerBook(lease_s=5.0, silent_after_s=1.0)
+    mine, _, _ = book.register(b"m", "mine", "h", 1, 1, now=0.0, user_id="KEY-M")
+    other, _, _ = book.register(b"o", "other", "h", 2, 1, now=0.0)
+    thesis, _, _ = book.register(b"worker-1", "", "h", 0, 1, now=0.0, dialect=Dialect.THESIS)
+    book.lease(mine, [task(1, "cam", 10)], now=0.0)
+    book.lease(thesis, [task(2, "cam", 11)], now=0.0)
+    wid = mine.worker_id
+    refused = {
+        "not_leased": book.claim(7, "cam", 10, wid, "KEY-M"),
+        "wrong_stream": book.claim(1, "other-cam", 10, wid, "KEY-M"),
+        "wrong_seq": book.claim(1, "cam", 10 + 1_000_000, wid, "KEY-M"),
+        "wrong_worker": book.claim(1, "cam", 10, other.worker_id, "KEY-M"),
+        "unnamed": book.claim(1, "cam", 10, None, "KEY-M"),
+        "other key": book.claim(1, "cam", 10, wid, "KEY-X"),
+    }
+    assert {k: v[1] for k, v in refused.items()} == {
+        "not_leased": "not_leased", "wrong_stream": "wrong_stream", "wrong_seq": "wrong_seq",
+        "wrong_worker": "wrong_worker", "unnamed": "wrong_worker", "other key": "wrong_worker"}
+    assert book.lease_count() == 2, "a refused result leaves the lease alone"
+    lease, reason = book.claim(1, "cam", 10, wid, "KEY-M")
+    assert lease is not None and (lease.task.stream_key, lease.task.seq) == ("cam", 10)
+    assert book.claim(1, "cam", 10, wid, "KEY-M")[1] == "not_leased", "a second copy"
+    lease, _ = book.claim(2, None, None, None, "")
+    assert lease is not None and lease.task.seq == 11, "the thesis code names no seq or worker"
+
+
+def test_a_worker_without_heartbeats_is_kept_while_it_holds_leases() -> None:
+    book = WorkerBook(lease_s=5.0, silent_after_s=1.0)
+    busy, _, _ = book.register(b"worker-1", "", "h", 0, 1, now=0.0, dialect=Dialect.THESIS)
+    book.lease(busy, [task(1)], now=0.0)
+    assert book.expire(now=3.0) == ([], []), "a 3 s batch without a word is no death"
+    silent, lost = book.expire(now=5.5)
+    assert silent == [] and [t.id for t in lost] == [1], "the lease decides"
+    silent, _ = book.expire(now=5.9)
+    assert silent == [], "no lease, but not silent for lease_s + silent_after_s yet"
+    silent, _ = book.expire(now=6.1)
+    assert [r.name for r in silent] == [busy.name]
 
 
 def test_registering_again_replaces_the_old_record() -> None:

@@ -17,12 +17,16 @@ from engine_helpers import (
     truth_orders,
 )
 
-from edgeapp.engine.engine import Engine
-from edgeapp.engine.events import (
+from edgeapp.engine.api import (
+    CameraState,
     ParametersChanged,
+    SetBy,
+    StationState,
     StationStateChanged,
+    StationStatus,
     WorkerJoined,
 )
+from edgeapp.engine.engine import Engine
 from edgeapp.engine.orders.result import OrderStatus
 from edgeapp.engine.orders.store import ResultsStore, default_results_path
 from edgeapp.engine.vision.grades import Grade
@@ -71,8 +75,10 @@ def test_orders_are_checked_end_to_end_and_a_crashed_station_fails_only_its_orde
 
         # ... and the status and the tiles show the live pipeline
         status = engine.status()
-        assert [s["state"] for s in status["stations"]] == ["running", "running"]
-        assert status["system"]["gpu_percent"] is None, "no GPU here: never invented"
+        assert [s.state for s in status.stations] == [StationState.RUNNING] * 2
+        assert [s.camera for s in status.stations] == [CameraState.RUNNING] * 2
+        assert status.system.gpu_percent is None, "no GPU here: never invented"
+        assert status.to_dict()["stations"][0]["state"] == "running"
         assert len(log.of(WorkerJoined)) == 1
         tile = engine.latest_frame("a")
         assert tile is not None and tile.image.shape == (720, 1280, 3)
@@ -86,33 +92,35 @@ def test_orders_are_checked_end_to_end_and_a_crashed_station_fails_only_its_orde
         (change,) = log.of(ParametersChanged)
         assert (change.new.resolution_level, change.new.grade, change.source) == (
             2, Grade.LOW, "operator")
-        log.wait(lambda: [w["grade"] for w in engine.status()["workers"]] == [0], 30,
+        log.wait(lambda: [w.grade for w in engine.status().workers] == [Grade.LOW], 30,
                  "the worker at grade LOW")
-        params = engine.status()["parameters"]
-        assert (params["resolution"], params["set_by"], params["override"]) == (
-            0.5, "operator", {"resolution_level": 2, "grade": 0})
+        params = engine.status().parameters
+        assert (params.resolution, params.set_by, params.override) == (
+            0.5, SetBy.OPERATOR, {"resolution_level": 2, "grade": 0})
         engine.clear_override()
-        assert engine.status()["parameters"]["override"] == {}
+        assert engine.status().parameters.override == {}
         assert engine.parameters.resolution_level == 2, "released: carries on from there"
 
         # When station b dies with an order on its counter
-        victim: dict = {}
+        victim: list[StationStatus] = []
 
         def order_at_b() -> bool:  # one snapshot: the order may end between two calls
-            victim.update(engine.status()["stations"][1])
-            return victim["current_order"] is not None
+            victim[:] = [engine.status().stations[1]]
+            return victim[0].current_order is not None
 
         log.wait(order_at_b, 60, "an order at station b")
-        os.kill(victim["pid"], signal.SIGKILL)
+        assert victim[0].pid is not None
+        os.kill(victim[0].pid, signal.SIGKILL)
 
         # Then that order ends failed with the reason, the crash is reported, and station a
         # keeps checking orders
         log.wait(lambda: any(r.status is OrderStatus.FAILED for r in log.results("b")), 30,
                  "the crashed station's order failed")
         failed = [r for r in log.results("b") if r.status is OrderStatus.FAILED]
-        assert failed[-1].order_id == victim["current_order"]
+        assert failed[-1].order_id == victim[0].current_order
         assert "crashed (killed by SIGKILL)" in failed[-1].reason
-        assert any(e.station == "b" and e.new == "crashed" for e in log.of(StationStateChanged))
+        assert any(e.station == "b" and e.new is StationState.CRASHED
+                   for e in log.of(StationStateChanged))
         before = len(log.results("a"))
         log.wait(lambda: len(log.results("a")) > before, 60, "station a goes on")
         assert engine.running

@@ -20,11 +20,18 @@ from engine_helpers import (
 )
 
 from edgeapp.config import StationConfig
+from edgeapp.engine.api import (
+    Notification,
+    ParametersChanged,
+    SetBy,
+    Slo,
+    SloChanged,
+    SloState,
+    StationState,
+    StreamParameters,
+)
 from edgeapp.engine.control import elasticity
-from edgeapp.engine.control.parameters import StreamParameters
-from edgeapp.engine.control.slo import Slo, SloState
 from edgeapp.engine.engine import Engine
-from edgeapp.engine.events import Notification, ParametersChanged, SloChanged
 from edgeapp.engine.vision.grades import Grade
 from edgeapp.errors import InputError
 
@@ -32,7 +39,7 @@ CAM = [{"name": "cam", "seed": 5}]
 
 
 def _controller_changes(log: EventLog) -> list[ParametersChanged]:
-    return [e for e in log.of(ParametersChanged) if e.source == "controller"]
+    return [e for e in log.of(ParametersChanged) if e.source is SetBy.CONTROLLER]
 
 
 def test_sustained_critical_steps_down_to_the_lowest_after_the_override_is_released():
@@ -55,19 +62,19 @@ def test_sustained_critical_steps_down_to_the_lowest_after_the_override_is_relea
         # When frames arrive, too late for the budget
         log.wait(lambda: any(e.name is Slo.FRAME_LATENCY and e.new is SloState.CRITICAL
                              for e in log.of(SloChanged)), 60, "frame latency CRITICAL")
-        decisions = engine.status()["control"]["decisions"]
-        log.wait(lambda: engine.status()["control"]["decisions"] >= decisions + 10, 30,
+        decisions = engine.status().control.decisions
+        log.wait(lambda: engine.status().control.decisions >= decisions + 10, 30,
                  "ten more decisions")
 
         # Then the operator's values hold: the FPS is already at its lowest and the rest is
         # pinned, so the controller has nothing it may move
         assert engine.parameters == start and not _controller_changes(log)
         status = engine.status()
-        assert status["parameters"]["set_by"] == "operator"
-        (frame_slo,) = [s for s in status["slo"] if s["name"] == "frame_latency"]
-        assert frame_slo["state"] == "CRITICAL" and frame_slo["limit"] == 1.0
-        assert frame_slo["value"] > 1.0
-        assert status["control"]["at_lowest"], "nothing it may move: only fewer stations help"
+        assert status.parameters.set_by is SetBy.OPERATOR
+        (frame_slo,) = [s for s in status.slos if s.name is Slo.FRAME_LATENCY]
+        assert frame_slo.state is SloState.CRITICAL and frame_slo.limit == 1.0
+        assert frame_slo.value is not None and frame_slo.value > 1.0
+        assert status.control.at_lowest, "nothing it may move: only fewer stations help"
 
         # When the operator releases the override
         engine.clear_override()
@@ -76,7 +83,7 @@ def test_sustained_critical_steps_down_to_the_lowest_after_the_override_is_relea
         # settings and says so
         lowest = StreamParameters(3, 2, Grade.LOW)
         log.wait(lambda: engine.parameters == lowest, 60, "the lowest settings")
-        assert engine.status()["control"]["at_lowest"]
+        assert engine.status().control.at_lowest
         changes = _controller_changes(log)
         assert [c.new for c in changes] == [
             StreamParameters(3, 1, Grade.HIGH), StreamParameters(3, 2, Grade.HIGH),
@@ -87,9 +94,9 @@ def test_sustained_critical_steps_down_to_the_lowest_after_the_override_is_relea
         # ... and the stations and the worker follow: half-size frames, grade LOW
         log.wait(lambda: engine.latest_frame("cam").image.shape == (360, 640, 3), 30,
                  "half-size frames")
-        log.wait(lambda: [w["grade"] for w in engine.status()["workers"]] == [0], 30,
+        log.wait(lambda: [w.grade for w in engine.status().workers] == [Grade.LOW], 30,
                  "the worker at grade LOW")
-        assert engine.status()["parameters"]["set_by"] == "controller"
+        assert engine.status().parameters.set_by is SetBy.CONTROLLER
     finally:
         engine.stop(timeout=20)
     assert not engine_threads(), engine_threads()
@@ -122,8 +129,8 @@ def test_with_room_to_spare_quality_steps_up_a_station_can_be_added_and_the_cont
         # When a station is added to the running engine
         engine.add_station(StationConfig(name="cam-2", seed=6))
         # Then it runs at the parameters in force, and a name in use is refused
-        log.wait(lambda: [st["state"] for st in engine.status()["stations"]] == [
-            "running", "running"], 60, "the new station running")
+        log.wait(lambda: [st.state for st in engine.status().stations] == [
+            StationState.RUNNING] * 2, 60, "the new station running")
         log.wait(lambda: engine.latest_frame("cam-2") is not None, 30, "a frame from cam-2")
         with pytest.raises(InputError, match="already runs"):
             engine.add_station(StationConfig(name="cam-2"))
@@ -131,12 +138,12 @@ def test_with_room_to_spare_quality_steps_up_a_station_can_be_added_and_the_cont
         # When the operator switches to the static controller
         engine.set_controller("static")
         held = engine.parameters
-        decisions = engine.status()["control"]["decisions"]
-        log.wait(lambda: engine.status()["control"]["decisions"] >= decisions + 20, 30,
+        decisions = engine.status().control.decisions
+        log.wait(lambda: engine.status().control.decisions >= decisions + 20, 30,
                  "twenty more decisions")
         # Then nothing moves any more
         assert engine.parameters == held
-        assert engine.status()["control"]["controller"] == "static"
+        assert engine.status().control.controller == "static"
         assert any("static controller" in e.text for e in log.of(Notification))
     finally:
         engine.stop(timeout=20)

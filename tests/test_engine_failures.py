@@ -9,6 +9,7 @@ import openvino  # noqa: F401 - imported up front: its telemetry starts a lastin
 from engine_helpers import EventLog, engine_config, engine_threads, short_dir
 from ovms_server import OvmsServer
 
+from edgeapp.engine.api import StationState
 from edgeapp.engine.engine import Engine
 from edgeapp.engine.orders.result import OrderStatus
 
@@ -55,7 +56,8 @@ def test_vlm_garbage_slow_and_down_fail_orders_with_the_reason_and_unreadable_ti
             assert (r.reason or "").startswith("order id not readable"), r
             assert r.evidence and all(os.path.exists(p) for p in r.evidence)
             assert r.truth_correct is False, "an unreadable order is never a right verdict"
-        assert engine.running and all(s["state"] == "running" for s in engine.status()["stations"])
+        assert engine.running and all(s.state is StationState.RUNNING
+                                  for s in engine.status().stations)
     finally:
         engine.stop(timeout=20, finish_orders=False)
         server.stop()

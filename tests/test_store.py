@@ -44,7 +44,8 @@ def make_result(i: int = 0, **overrides) -> OrderResult:
         "evidence": (f"/data/frames/{i}-a.jpg",),
         "reason": "timeout" if status is OrderStatus.FAILED else None,
         "truth_verdict": "validated" if i % 2 == 0 else "mismatch",
-        "truth_correct": status.value == ("validated" if i % 2 == 0 else "mismatch"),
+        "truth_correct": None if status is OrderStatus.FAILED  # no verdict: neither way
+        else status.value == ("validated" if i % 2 == 0 else "mismatch"),
         "created_at": 1_700_000_000.0 + i,
     }
     fields.update(overrides)
@@ -107,10 +108,12 @@ def test_summary_counts_and_truth(store):
     assert s["by_station"] == {"st-0": 3, "st-1": 3, "st-2": 2}
     assert s["mean_accuracy"] == pytest.approx((2 * 1.0 + 6 * 0.25) / 8)
     # truth: even i -> "validated" (right when status validated: i=0,4); odd -> "mismatch"
-    # (right when status mismatch: i=1,5)
-    assert s["truth"]["known"] == 8 and s["truth"]["correct"] == 4
-    assert s["truth"]["verdict_accuracy"] == 0.5
+    # (right when status mismatch: i=1,5); the failed ones (i=3,7) got no verdict and count
+    # neither way, though the confusion table shows them
+    assert s["truth"]["known"] == 6 and s["truth"]["correct"] == 4
+    assert s["truth"]["verdict_accuracy"] == pytest.approx(4 / 6)
     assert s["truth"]["confusion"]["validated"] == {"validated": 2, "unreadable": 2}
+    assert s["truth"]["confusion"]["mismatch"] == {"mismatch": 2, "failed": 2}
 
 
 def test_summary_of_empty_store(store):

@@ -136,6 +136,61 @@ def test_flush_ends_an_order_in_flight_with_the_reason():
     assert tracker.flush(1.1, "again") is None
 
 
+def _camera_gap(catalog, *, gap_frames: int, world_waits: bool, hold: bool = True):
+    """Order 1 of a scene, with the camera away for ``gap_frames`` mid-packing: the world
+    waits for it (the same order is still on the counter) or goes on (the scene is rendered
+    but not seen). ``hold``: the station holds the order; else it flushes it at once."""
+    scene = SyntheticScene(catalog, width=320, height=180, fps=15, seed=21)
+    reader = TruthReader(scene)
+    tracker = OrderTracker("s1", reader, ticket_class=catalog.class_names.index(TICKET_CLASS),
+                           clear_seconds=0.3)
+    segments, t, gone = [], 0.0, False
+    while len(segments) < 2:
+        image, truth = scene.render()
+        first = scene.orders[0]
+        if not gone and truth.frame_index == (first.start_frame + first.end_frame) // 2:
+            gone = True
+            if hold:
+                tracker.interrupt("camera offline: test", t)
+            else:
+                segments.append(tracker.flush(t, "camera offline: test"))
+            t += gap_frames / scene.fps
+            if not world_waits:
+                for _ in range(gap_frames):
+                    scene.skip()
+            continue
+        t += 1 / scene.fps
+        reader.current = truth.order_id
+        seg = tracker.push(truth.frame_index, t, image, _detections(truth))
+        if seg:
+            segments.append(seg)
+    return scene, segments
+
+
+def test_an_order_whose_camera_comes_back_with_it_on_the_counter_carries_on(catalog):
+    scene, (first, second) = _camera_gap(catalog, gap_frames=20, world_waits=True)
+    assert first.order_id == scene.orders[0].order_id
+    assert first.ended_by == "clear" and first.complete, "its own ticket was seen again"
+    assert second.order_id == scene.orders[1].order_id and second.complete
+
+
+def test_an_order_that_ended_while_its_camera_was_away_is_cut_short(catalog):
+    # Given the camera away until the bag has gone: the counter is clear when it is back
+    scene, (first, second) = _camera_gap(catalog, gap_frames=60, world_waits=False)
+    assert first.order_id == scene.orders[0].order_id
+    assert first.ended_by == "camera offline: test" and not first.complete
+    assert second.order_id == scene.orders[1].order_id and second.ended_by == "clear"
+
+
+def test_a_flushed_order_opens_no_second_order_when_its_camera_returns(catalog):
+    # Given an order flushed when its camera left, and a camera back with it on the counter
+    scene, (first, second) = _camera_gap(catalog, gap_frames=5, world_waits=True, hold=False)
+    # Then its remaining frames are ignored: the next segment is the next order, whole
+    assert first.ended_by == "camera offline: test" and not first.complete
+    assert second.order_id == scene.orders[1].order_id and second.complete
+    assert second.start_ts > first.end_ts
+
+
 def _cand(seq: int, classes: list[int], spot: int, still_s: float = 1.0) -> CandidateFrame:
     """A frame whose picture is told apart by where a white square sits (``spot``)."""
     img = np.full((36, 64, 3), 40, np.uint8)

@@ -117,7 +117,8 @@ def test_truth_verdict_gives_truth_correct(catalog):
     fooled = validate("925", truth.expected, ORDER, catalog, truth_verdict=truth.verdict)
     assert fooled.truth_correct is False, "saying validated for a wrong bag is wrong"
     failed = validate("925", truth.expected, None, catalog, truth_verdict=truth.verdict)
-    assert failed.truth_correct is False, "a failed order never counts as correct"
+    assert failed.status is OrderStatus.FAILED and failed.truth_verdict == "mismatch"
+    assert failed.truth_correct is None, "a failed order got no verdict: neither right nor wrong"
     assert validate("925", ORDER, ORDER, catalog).truth_correct is None
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from ovms_server import OvmsServer, decode_images, image_urls, prompt_text
 
+from edgeapp.engine.api import Severity
 from edgeapp.engine.orders.catalog import Catalog, load_catalog
 from edgeapp.engine.vlm.batcher import VlmBatcher
 from edgeapp.engine.vlm.openai_backend import OpenAiBackend
@@ -254,3 +255,51 @@ def test_parser_tolerates_how_models_write(catalog, text, items) -> None:
 def test_parser_reports_what_it_cannot_read(catalog, text, error) -> None:
     parsed = parse_answer(text, catalog)
     assert parsed.items is None and parsed.error == error
+
+
+# ── the operator hears of it once ────────────────────────────────────────────────────────
+
+
+def test_the_operator_is_told_once_when_the_vlm_stops_answering_and_once_when_it_is_back(
+        server, backend) -> None:
+    # Given a batcher that publishes notifications, in front of a working server
+    notes: list = []
+    vlm = VlmBatcher(backend(retries=0), batch_window_ms=0, default_timeout_s=20.0,
+                     publish=notes.append)
+    vlm.start()
+
+    def orders(n: int, timeout_s: float = 20.0) -> list[VlmAnswer]:
+        return [vlm.submit(request(f"r-{time.monotonic_ns()}", timeout_s=timeout_s))
+                .result(timeout=30) for _ in range(n)]
+
+    try:
+        assert all(a.items for a in orders(2)) and notes == [], "a working VLM says nothing"
+
+        # When it answers garbage for three orders, then is down for three
+        server.mode = "garbage"
+        assert all(a.items is None for a in orders(3))
+        url = server.url
+        server.stop()
+        assert all(a.items is None for a in orders(3))
+        # Then each failure was told once, naming what is wrong
+        assert [(n.severity, n.part) for n in notes] == [(Severity.ERROR, "vlm")] * 2, notes
+        assert notes[0].text.startswith("VLM server answers garbage"), notes[0]
+        assert notes[1].text.startswith("VLM server unreachable") and url in notes[1].text
+
+        # When it is back, then that is told once, with the orders that failed meanwhile
+        server.mode = "normal"
+        server.start()
+        assert all(a.items for a in orders(2))
+        assert len(notes) == 3 and notes[2].severity is Severity.INFO, notes
+        assert notes[2].text == "VLM answers again (6 orders failed meanwhile)", notes[2]
+
+        # When it hangs past the deadline, then "timing out" is told once, and its end
+        server.delay_s = 30.0
+        assert all(a.error == "timeout" for a in orders(2, timeout_s=0.3))
+        server.delay_s = 0.0
+        assert all(a.items for a in orders(1))
+        assert [n.text.split(":")[0] for n in notes[3:]] == [
+            "VLM timing out", "VLM answers again (2 orders failed meanwhile)"], notes
+    finally:
+        vlm.stop()
+        assert vlm.join(15)

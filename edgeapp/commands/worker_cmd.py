@@ -3,7 +3,9 @@
 Needs only numpy, opencv, openvino, pyzmq and msgpack. Signals: the first SIGTERM (or Ctrl+C)
 stops asking for work, finishes what it holds (bounded by ``--drain-timeout``) and leaves;
 a second one leaves at once. Started by the engine (``--child``), it ignores SIGINT: the
-parent stops it with SIGTERM. Exit codes: :class:`WorkerExit`.
+parent stops it with SIGTERM. While no Producer answers it says so every 10 s; a handshake
+that cannot succeed (keys missing, wrong or refused) ends it at once with exit 11 and what to
+check. Exit codes: :class:`WorkerExit`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--collector", metavar="ENDPOINT",
                    help="the Collector (default: the address the Producer names)")
     g.add_argument("--keys", metavar="DIR", type=Path,
-                   help="folder from 'edgeapp keys add-worker NAME' (CURVE keys)")
+                   help="folder from 'edgeapp keys add-worker NAME' (CURVE keys); exit 2 when "
+                        "it or a key file in it is not what that command made")
     g.add_argument("--name", help="worker name shown by the engine (default: host-pid)")
     g.add_argument("--processor", default="auto", metavar="SPEC",
                    help="'auto' (by the Producer's work type), 'noop', or module:callable")
@@ -80,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     worker = Worker(args.connect, processor_factory=factory, collector=args.collector,
                     keys_dir=args.keys, name=args.name, prefetch=args.prefetch,
                     request_timeout_s=args.request_timeout,
-                    connect_timeout_s=args.connect_timeout)
+                    connect_timeout_s=args.connect_timeout, notice=_notice)
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -109,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
     if code != WorkerExit.OK and worker.error:
         print(f"edgeapp worker: {worker.error}", file=sys.stderr)
     return int(code)
+
+
+def _notice(text: str) -> None:
+    """A line for the operator on stderr (waiting for the Producer, reconnecting)."""
+    print(f"edgeapp worker: {text}", file=sys.stderr, flush=True)
 
 
 def _with_local_sizing(factory: Any, args: argparse.Namespace) -> Any:

@@ -156,6 +156,9 @@ class OrdersConfig:
                                    gt=0, le=600)
     pre_buffer_frames: int = setting(8, "frames kept from before an order starts", ge=0,
                                      le=1000)
+    camera_hold_s: float = setting(
+        10.0, "seconds an open order waits for its camera to come back with the same order "
+        "on the counter; past that it ends failed: camera offline", gt=0, le=3600)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from edgeapp.engine.control.parameters import ParametersChanged, StreamParameters
-from edgeapp.engine.control.slo import Slo, SloChanged, SloState
-from edgeapp.engine.distributed.workers import WorkerJoined, WorkerLeft
 from edgeapp.engine.orders.result import OrderResult, OrderStatus
 from edgeapp.engine.vision.grades import Grade
 from edgeapp.errors import EdgeAppError
@@ -107,6 +104,32 @@ class SetBy(str, enum.Enum):
     AUTOSCALER = "autoscaler"
 
 
+class SloState(enum.IntEnum):
+    """How an SLO stands; the values are the AIF agent's observation indices."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+
+
+class Slo(str, enum.Enum):
+    """The SLOs the controller keeps."""
+
+    QUEUE = "queue"
+    MEMORY = "memory"
+    FRAME_LATENCY = "frame_latency"
+    ORDER_LATENCY = "order_latency"
+
+
+@dataclass(frozen=True)
+class StreamParameters:
+    """What every stream runs at, as levels: FPS and resolution indices (0 = highest), grade."""
+
+    fps_level: int
+    resolution_level: int
+    grade: Grade
+
+
 class ScalingAction(str, enum.Enum):
     """What the autoscaler (or the operator) did to the number of stations."""
 
@@ -131,6 +154,8 @@ def _plain(value: Any) -> Any:
         return value.to_dict()
     if isinstance(value, Severity):
         return value.name.lower()
+    if isinstance(value, SloState):
+        return value.name
     if isinstance(value, Grade):
         return value.name.lower()
     if isinstance(value, enum.Enum):
@@ -310,6 +335,48 @@ class LatestFrame:
 
 
 # ── events (subscribe()) ─────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class ParametersChanged:
+    """The stream parameters changed; ``source`` says who changed them and ``reason`` why."""
+
+    old: StreamParameters
+    new: StreamParameters
+    source: SetBy
+    reason: str
+
+
+@dataclass(frozen=True)
+class SloChanged:
+    """An SLO changed state."""
+
+    name: Slo
+    old: SloState
+    new: SloState
+    value: float | None
+    limit: float | None
+
+
+@dataclass(frozen=True)
+class WorkerJoined:
+    """A worker registered with the Producer."""
+
+    worker_id: str
+    name: str
+    host: str
+
+
+@dataclass(frozen=True)
+class WorkerLeft:
+    """A worker left: ``reason`` is ``end``, ``silent`` (no sign of life), ``replaced``,
+    ``unreachable`` or ``revoked`` (its key was withdrawn); ``requeued`` is how many of its
+    tasks went back to the queue."""
+
+    worker_id: str
+    name: str
+    reason: str
+    requeued: int
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ override holds, by the operator.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -20,8 +20,20 @@ from typing import Any
 import numpy as np
 
 from edgeapp.config import Config, StationConfig
+from edgeapp.engine.api import (
+    ControlStatus,
+    EngineEvent,
+    EngineStatus,
+    LatestFrame,
+    MetricsPoint,
+    Notification,
+    OrderValidated,
+    QueueStatus,
+    Severity,
+    StreamParameters,
+)
 from edgeapp.engine.control.loop import ControlLoop
-from edgeapp.engine.control.parameters import ParameterSpace, StreamParameters
+from edgeapp.engine.control.parameters import ParameterSpace
 from edgeapp.engine.control.slo import MetricsSample
 from edgeapp.engine.distributed.collector import Collector
 from edgeapp.engine.distributed.local_workers import LocalWorkers, sizing_args
@@ -35,19 +47,21 @@ from edgeapp.engine.engine_setup import (
     ticket_class_of,
     worker_keys,
 )
-from edgeapp.engine.events import (
-    EngineEvent,
-    EventBus,
-    Notification,
-    OrderValidated,
-    Subscriber,
-)
-from edgeapp.engine.metrics import SystemProbe, SystemUsage, percentiles
+from edgeapp.engine.events import EventBus, Subscriber
+from edgeapp.engine.metrics import percentiles
+from edgeapp.engine.metrics.sampler import MetricsSampler
 from edgeapp.engine.orders.catalog import load_catalog
 from edgeapp.engine.orders.result import OrderResult
 from edgeapp.engine.orders.store import ResultsStore, default_results_path
+from edgeapp.engine.snapshot import (
+    WorkerRates,
+    parameters_status,
+    slo_statuses,
+    station_status,
+    worker_status,
+)
 from edgeapp.engine.stations import messages as m
-from edgeapp.engine.stations.hub import LatestFrame, StationHub
+from edgeapp.engine.stations.hub import StationHub
 from edgeapp.engine.stations.settings import StationSettings
 from edgeapp.engine.tally import RunTally
 from edgeapp.engine.vision.grades import Grade
@@ -98,10 +112,14 @@ class Engine:
         self._stopped = threading.Event()
         self._started_at: float | None = None
         self._stopped_at: float | None = None
-        self._usage = SystemUsage(None, None)
-        self._cpu_recent: collections.deque[float] = collections.deque(
-            maxlen=round(_UTILISATION_WINDOW_S / _MONITOR_S))
+        # Machine, processes, GPU and the history (edgeapp.engine.metrics.sampler).
+        self._metrics = MetricsSampler(
+            status=self.status, processes=self._process_pids,
+            on_error=lambda text: self._publish(Notification(Severity.WARNING, text,
+                                                             "metrics")))
         self._tally = RunTally()
+        self._worker_rates = WorkerRates()
+        self._station_names: set[str] = set()  # every station that ran, added ones too
         self._reported_errors: set[int] = set()
 
     # ── lifecycle ────────────────────────────────────────────────────────────────────────
@@ -122,7 +140,7 @@ class Engine:
             self._batcher = VlmBatcher(
                 self._backend, batch_window_ms=c.vlm.batch_window_ms,
                 max_batch_size=c.vlm.max_batch_size, max_in_flight=c.vlm.max_in_flight,
-                default_timeout_s=c.vlm.timeout_s)
+                default_timeout_s=c.vlm.timeout_s, publish=self._bus.publish)
             self._batcher.start()
             keys = worker_keys(c)
             self._collector = Collector(CollectorSettings(
@@ -145,8 +163,9 @@ class Engine:
             self._started_at = time.monotonic()
             self._hub.start()
             for station in c.stations:
-                self._hub.add(self._station_settings(station))
+                self._add(station)
             self._monitor.start()
+            self._metrics.start()
             self._control.start()
         except BaseException:
             self.stop(timeout=10.0, finish_orders=False)
@@ -162,10 +181,12 @@ class Engine:
         t_end = time.monotonic() + timeout
         # The shutdown order, and why:
         # 1. the monitor: it would restart workers that step 6 stops; the controller: the
-        #    load of a shutdown is not a load to learn from.
+        #    load of a shutdown is not a load to learn from; the sampler: nor one to plot.
         self._control.stop()
+        self._metrics.stop()
         if self._monitor.ident is not None:
             self._monitor.join(2.0)
+        self._metrics.join(2.0)
         self._control.join(5.0)
         # 2. the stations, first: finishing an order needs the Producer, the workers, the
         #    Collector and the batcher, so all of those stay up until every station ended.
@@ -227,9 +248,11 @@ class Engine:
         an unsubscribe function."""
         return self._bus.subscribe(callback)
 
-    def latest_frame(self, station: str) -> LatestFrame | None:
-        """The newest frame of ``station`` (a copy, from shared memory) with detections."""
-        return self._hub.latest_frame(station)
+    def latest_frame(self, station: str, unless_seq: int | None = None) -> LatestFrame | None:
+        """The newest frame of ``station`` (a copy, from shared memory) with detections;
+        None also when its ``seq`` is ``unless_seq``, the frame the caller has already (so a
+        display's poll copies nothing)."""
+        return self._hub.latest_frame(station, unless_seq)
 
     @property
     def space(self) -> ParameterSpace:
@@ -269,73 +292,67 @@ class Engine:
         if not self.running:
             raise EdgeAppError("the engine is not running")
         try:
-            self._hub.add(self._station_settings(station))
+            self._add(station)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
 
     # ── status ───────────────────────────────────────────────────────────────────────────
 
-    def status(self) -> dict[str, Any]:
-        """A plain-data snapshot of stations, workers, queues, parameters and load."""
-        now_wall, stations = time.time(), []
-        for link in self._hub.links():
-            stats = link.stats
-            p50, p95 = link.frame_latency.percentiles(50, 95)
-            last = stats.last_capture_ts if stats is not None else None
-            stations.append({
-                "name": link.name, "state": link.state, "reason": link.reason,
-                "pid": link.proc.process.pid if not link.ended else None,
-                "fps_in": link.fps_in, "fps_out": link.detected.rate(),
-                "frame_age_s": None if last is None else max(0.0, now_wall - last),
-                "frame_latency_p50_s": p50, "frame_latency_p95_s": p95,
-                "current_order": link.order_id if link.busy else None, "busy": link.busy,
-                "frames_lost": link.frames_lost, "detections_dropped": link.proc.dropped,
-                "outbox": link.proc.outbox_size(),
-            })
+    def status(self) -> EngineStatus:
+        """A typed snapshot of stations, workers, SLOs, parameters, queues and load
+        (``to_dict()`` gives plain data); what cannot be measured is None."""
+        now_wall = time.time()
+        stations = tuple(station_status(link, now_wall) for link in self._hub.links())
         producer = self._producer.status() if self._producer is not None else {}
+        local_pids = set(self._workers.pids().values()) if self._workers is not None else set()
+        # Silent: no request for two heartbeats (the Producer drops it after ``liveness``).
+        silent_after = 2 * self._producer.settings.heartbeat_s if self._producer else 1.0
+        workers = tuple(worker_status(w, self._worker_rates, local_pids, silent_after)
+                        for w in producer.get("workers", []))
         vlm = self._batcher.stats() if self._batcher is not None else None
         o50, o95 = self._tally.order_latency.percentiles(50, 95)
-        f50, f95 = self._tally.frame_latency.percentiles(50, 95)
+        _, f95 = self._tally.frame_latency.percentiles(50, 95)
         control = self._control
-        params, override = self.parameters, control.elasticity.override
-        change = control.last_change
-        set_by = "operator" if override else change.source if change is not None else "config"
         (step_p99,) = control.step_time.percentiles(99)
-        return {
-            "running": self.running,
-            "uptime_s": None if self._started_at is None else time.monotonic() - self._started_at,
-            "stations": stations,
-            "workers": producer.get("workers", []),
-            "local_workers": self._workers.alive() if self._workers is not None else 0,
-            "queues": {"tasks": producer.get("queue_size", 0),
-                       "tasks_leased": producer.get("leased", 0),
-                       "tasks_dropped": sum(producer.get("dropped", {}).values()),
-                       "vlm_queue": vlm.queue_depth if vlm else 0,
-                       "vlm_pending": vlm.pending if vlm else 0},
-            "parameters": {
-                "fps_level": params.fps_level, "resolution_level": params.resolution_level,
-                "grade": params.grade.name.lower(),
-                "grades": [g.name.lower() for g in self._space.grades],
-                "fps": self._space.fps_fraction(params),
-                "resolution": self._space.resolution_scale(params),
-                "set_by": set_by, "reason": change.reason if change is not None else "start",
-                "override": {k: int(v) for k, v in override.items()},
-            },
-            "control": {"controller": control.kind, "ready": control.ready,
-                        "interval_s": control.interval_s, "decisions": control.decisions,
-                        "step_ms_p99": None if step_p99 is None else step_p99 * 1000.0,
-                        "at_lowest": control.elasticity.at_lowest},
-            "slo": [{"name": st.slo.value, "value": st.value, "limit": st.limit,
-                     "state": st.state.name} for st in control.elasticity.slo_status],
-            "fps": sum(s["fps_out"] or 0.0 for s in stations),
-            "frame_latency_p50_s": f50, "frame_latency_p95_s": f95,
-            "order_latency_p50_s": o50, "order_latency_p95_s": o95,
-            "orders": dict(self._tally.by_status), "system": dataclasses.asdict(self._usage),
-        }
+        scaling = self.config.scaling
+        running = [s.fps_out for s in stations if s.fps_out is not None]
+        return EngineStatus(
+            running=self.running,
+            uptime_s=None if self._started_at is None else time.monotonic() - self._started_at,
+            stations=stations, workers=workers, slos=slo_statuses(control),
+            parameters=parameters_status(control, self._space),
+            control=ControlStatus(
+                controller=control.kind, ready=control.ready, decisions=control.decisions,
+                at_lowest=control.elasticity.at_lowest,
+                step_ms_p99=None if step_p99 is None else step_p99 * 1000.0,
+                autoscaling=scaling.enabled, min_stations=scaling.min_stations,
+                max_stations=scaling.max_stations),
+            queues=QueueStatus(
+                tasks=producer.get("queue_size", 0), tasks_leased=producer.get("leased", 0),
+                tasks_dropped=sum(producer.get("dropped", {}).values()),
+                vlm_queue=vlm.queue_depth if vlm else 0,
+                vlm_in_flight=vlm.in_flight_requests if vlm else 0,
+                events_dropped=self._bus.dropped),
+            system=self._metrics.system(),
+            fps=sum(running) if running else None,
+            order_latency_p50_s=o50, order_latency_p95_s=o95, frame_latency_p95_s=f95,
+            orders=dict(self._tally.by_status))
+
+    @property
+    def metrics(self) -> MetricsSampler:
+        """The metrics sampler: ``system()``, ``processes()`` (engine, stations, local
+        workers), ``orders`` (per-order counts and latencies); what the exporter reads."""
+        return self._metrics
+
+    def metrics_history(self, since: float | None = None) -> list[MetricsPoint]:
+        """The metrics history (one point a second, the last 30 minutes), oldest first:
+        the points newer than ``since`` (wall-clock seconds, ``time.time()``), or all."""
+        return self._metrics.history_since(since)
 
     def summary(self) -> dict[str, Any]:
         """The run so far: orders by status, verdict accuracy against the synthetic camera's
-        truth, per-order latency percentiles (order end → verdict), frames per second."""
+        truth, per-order latency percentiles (order end → verdict), frames per second, and
+        how many stations ran (those added while running included)."""
         end = self._stopped_at or time.monotonic()
         truth = [link.stats.truth_orders for link in self._hub.links()
                  if link.stats is not None and link.stats.truth_orders is not None]
@@ -343,13 +360,28 @@ class Engine:
             **self._tally.summary(end),
             "duration_s": None if self._started_at is None else end - self._started_at,
             "camera_orders": sum(truth) if truth else None,
-            "stations": len(self.config.stations),
+            "stations": len(self._station_names),
             "parameters": dataclasses.asdict(self.parameters) | {
                 "grade": self.parameters.grade.name.lower()},
             "controller": self._control.kind,
         }
 
     # ── wiring callbacks (pipeline threads) ──────────────────────────────────────────────
+
+    def _add(self, station: StationConfig) -> None:
+        self._hub.add(self._station_settings(station))
+        self._station_names.add(station.name)
+
+    def _process_pids(self) -> dict[str, int]:
+        """The processes the sampler watches: this one, each station's, each local worker's
+        (by the name the worker registers with)."""
+        pids = {"engine": os.getpid()}
+        pids.update({link.name: link.proc.process.pid for link in self._hub.running()
+                     if link.proc.process.pid is not None})
+        if self._workers is not None:
+            prefix = self._workers.name_prefix
+            pids.update({f"{prefix}-{i}": pid for i, pid in self._workers.pids().items()})
+        return pids
 
     def _station_settings(self, station: Any) -> StationSettings:
         params = self._applied
@@ -373,11 +405,10 @@ class Engine:
         producer = self._producer.status() if self._producer is not None else {}
         fps = sum(link.fps_in or 0.0 for link in self._hub.running())
         (p95,) = percentiles(frames, 95)
-        recent = tuple(self._cpu_recent)
-        cpu = sum(recent) / len(recent) if recent else None
+        cpu = self._metrics.cpu_mean(_UTILISATION_WINDOW_S)
         return MetricsSample(
             queue_size=producer.get("queue_size"), fps=fps or None,
-            memory_percent=self._usage.memory_percent,
+            memory_percent=self._metrics.system().memory_percent,
             frame_latency_p95_ms=None if p95 is None else p95 * 1000.0,
             order_latency_s=max(orders) if orders else None,
             utilisation=None if cpu is None else cpu / 100.0)
@@ -412,9 +443,10 @@ class Engine:
             if self._store is not None:
                 self._store.add(result)
         except EdgeAppError as exc:
-            self._bus.publish(Notification("error", f"result of order {result.order_id} "
-                                                    f"not stored: {exc}"))
+            self._bus.publish(Notification(Severity.ERROR, f"result of order {result.order_id} "
+                                                           f"not stored: {exc}", "store"))
         self._tally.add_result(result)
+        self._metrics.orders.add(result)
         self._bus.publish(OrderValidated(result))
 
     def _worker_event(self, event: WorkerEvent) -> None:
@@ -424,26 +456,26 @@ class Engine:
         self._bus.publish(event)
 
     def _watch(self) -> None:
-        """Engine-monitor thread: dead local workers, failed socket threads, machine load."""
-        probe = SystemProbe()
+        """Engine-monitor thread: dead local workers, failed socket threads, worker rates."""
         while not self._stopping.wait(_MONITOR_S):
             try:
-                self._usage = probe.sample()
-                if self._usage.cpu_percent is not None:
-                    self._cpu_recent.append(self._usage.cpu_percent)
+                if self._producer is not None:
+                    self._worker_rates.update(self._producer.status()["workers"])
                 if self._workers is not None:
                     for ended in self._workers.poll():
                         self._publish(Notification(
-                            "error", f"local worker {ended.index} (pid {ended.pid}) ended with "
-                                     f"code {ended.returncode}; restarting it. "
-                                     f"{ended.stderr_tail[-300:]}"))
+                            Severity.ERROR,
+                            f"local worker {ended.index} (pid {ended.pid}) ended with code "
+                            f"{ended.returncode}; restarting it. {ended.stderr_tail[-300:]}",
+                            "workers"))
                         self._workers.restart(ended.index)
                 for part in (self._producer, self._collector):
                     error = getattr(part, "error", None)
                     if error is not None and id(part) not in self._reported_errors:
                         self._reported_errors.add(id(part))
-                        self._publish(Notification("error", f"{type(part).__name__} "
-                                                            f"failed: {error!r}"))
+                        self._publish(Notification(Severity.ERROR, f"{type(part).__name__} "
+                                                                   f"failed: {error!r}",
+                                                   type(part).__name__.lower()))
             except Exception as exc:  # the monitor itself must keep watching
                 logger.exception("engine monitor failed")
-                self._publish(Notification("error", f"engine monitor: {exc!r}"))
+                self._publish(Notification(Severity.ERROR, f"engine monitor: {exc!r}"))

@@ -1,8 +1,9 @@
-"""What the engine tells its clients (UI, CLI, tests): frozen events, delivered in order.
+"""The event bus: frozen events (:mod:`edgeapp.engine.api`) delivered in order to clients.
 
 ``EventBus`` hands events to subscribers on its own thread from a bounded queue, so a slow
 subscriber never stalls the pipeline threads that publish; a subscriber that raises is logged
-and keeps getting events.
+and keeps getting events. What a full queue drops is counted (``dropped``, in
+``Engine.status().queues.events_dropped``).
 """
 
 from __future__ import annotations
@@ -10,59 +11,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from edgeapp.engine.control.parameters import ParametersChanged, StreamParameters
-from edgeapp.engine.control.slo import SloChanged
-from edgeapp.engine.distributed.workers import WorkerJoined, WorkerLeft
-from edgeapp.engine.orders.result import OrderResult
+from edgeapp.engine.api import EngineEvent
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "EngineEvent",
-    "EventBus",
-    "Notification",
-    "OrderValidated",
-    "ParametersChanged",
-    "SloChanged",
-    "StationStateChanged",
-    "StreamParameters",
-    "WorkerJoined",
-    "WorkerLeft",
-]
+__all__ = ["EventBus", "Subscriber"]
 
-
-@dataclass(frozen=True)
-class OrderValidated:
-    """An order has its verdict (any status, ``failed`` and ``unreadable`` included)."""
-
-    result: OrderResult
-
-
-@dataclass(frozen=True)
-class StationStateChanged:
-    """A station changed state: its camera's state, or ``crashed`` / ``stopped``."""
-
-    station: str
-    old: str
-    new: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Notification:
-    """Something the operator should see: ``info``, ``warning`` or ``error``."""
-
-    severity: str
-    text: str
-    ts: float = field(default_factory=time.time)
-
-
-EngineEvent = (OrderValidated | ParametersChanged | SloChanged | StationStateChanged
-               | Notification | WorkerJoined | WorkerLeft)
 Subscriber = Callable[[EngineEvent], None]
 
 _STOP = object()
@@ -77,7 +33,12 @@ class EventBus:
         self._subscribers: list[Subscriber] = []
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="engine-events", daemon=True)
-        self.dropped = 0
+        self._dropped = 0
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped so far because the queue was full."""
+        return self._dropped
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(event)`` for every event from now on; returns unsubscribe."""
@@ -95,7 +56,8 @@ class EventBus:
         try:
             self._queue.put_nowait(event)
         except queue.Full:
-            self.dropped += 1
+            with self._lock:
+                self._dropped += 1
             logger.warning("event queue full: %s dropped", type(event).__name__)
 
     def start(self) -> None:

@@ -1,7 +1,14 @@
-"""The run's running totals: verdicts, their accuracy against the truth, latencies, frames."""
+"""The run's running totals: verdicts, their accuracy against the truth, latencies, frames.
+
+Verdict accuracy follows one rule (README, "Verdict accuracy"): it is the share of right
+verdicts among the orders that got a verdict (validated, mismatch or unreadable) and whose
+truth is known. A ``failed`` order got no verdict — whatever failed: the VLM, the camera, the
+file's end, the station — so it is neither right nor wrong; it is counted by its reason.
+"""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
@@ -9,7 +16,17 @@ from typing import Any
 
 from edgeapp.engine.distributed.collector import DetectionResult
 from edgeapp.engine.metrics import LatencyWindow, percentiles
-from edgeapp.engine.orders.result import OrderResult
+from edgeapp.engine.orders.result import OrderResult, OrderStatus
+
+# The kind of a failure is its reason up to the first detail: "camera offline: http://…" ->
+# "camera offline", "station crashed (killed by SIGKILL) while …" -> "station crashed".
+_KIND_END = re.compile(r"[:;(]| while ")
+
+
+def failure_kind(reason: str | None) -> str:
+    """What failed, in a few words, from a failed order's reason."""
+    text = _KIND_END.split(reason or "", maxsplit=1)[0].strip()
+    return text or "unknown"
 
 
 class RunTally:
@@ -22,6 +39,7 @@ class RunTally:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.by_status: Counter[str] = Counter()
+        self.failed_by_reason: Counter[str] = Counter()
         self.judged = self.correct = 0
         self._latencies: list[float] = []
         self.order_latency = LatencyWindow()  # recent orders, for the live status
@@ -36,6 +54,8 @@ class RunTally:
         """One more verdict."""
         with self._lock:
             self.by_status[result.status.value] += 1
+            if result.status is OrderStatus.FAILED:
+                self.failed_by_reason[failure_kind(result.reason)] += 1
             if result.latency_s is not None:
                 self._latencies.append(result.latency_s)
                 self._interval_orders.append(result.latency_s)
@@ -65,9 +85,11 @@ class RunTally:
         return frames, orders
 
     def summary(self, end: float) -> dict[str, Any]:
-        """Orders by status, verdict accuracy, latency p50/p95/p99, frames/s up to ``end``."""
+        """Orders by status, failed orders by reason, verdict accuracy (the rule above),
+        latency p50/p95/p99, frames/s up to ``end``."""
         with self._lock:
             latencies, by_status = list(self._latencies), dict(self.by_status)
+            failed = dict(self.failed_by_reason)
             judged, correct, frames, first = self.judged, self.correct, self.frames, \
                 self._first_frame
         p50, p95, p99 = percentiles(latencies, 50, 95, 99)
@@ -76,7 +98,7 @@ class RunTally:
         detecting = None if first is None else end - first
         return {
             "orders": sum(by_status.values()), "by_status": by_status,
-            "judged": judged, "correct": correct,
+            "failed_by_reason": failed, "judged": judged, "correct": correct,
             "verdict_accuracy": correct / judged if judged else None,
             "latency_p50_s": p50, "latency_p95_s": p95, "latency_p99_s": p99,
             "frames_per_s": frames / detecting if detecting else None,

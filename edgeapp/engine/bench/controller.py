@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgeapp.config.schema import SloConfig, StreamConfig
+from edgeapp.engine.api import Slo, SloState, StreamParameters
 from edgeapp.engine.control.elasticity import ElasticityController
-from edgeapp.engine.control.parameters import ParameterSpace, StreamParameters
+from edgeapp.engine.control.parameters import ParameterSpace
 from edgeapp.engine.control.simulator import SCENARIOS, Scenario, Simulator
-from edgeapp.engine.control.slo import Slo, SloState
 
 CONTROLLERS = ("aif", "heuristic", "static-max", "static-min")
 RECOVERED_STEPS = 10

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from edgeapp.config.schema import SloConfig, StreamConfig
+from edgeapp.engine.api import Slo
 from edgeapp.engine.bench.controller import CONTROLLERS, Run, controller_for, simulate, summarise
 from edgeapp.engine.control.parameters import ParameterSpace
 from edgeapp.engine.control.simulator import SCENARIOS
-from edgeapp.engine.control.slo import Slo
 from edgeapp.errors import MissingExtraError
 
 _STATE_COLOURS = ("#4caf50", "#ffb300", "#e53935")  # OK, WARNING, CRITICAL

@@ -31,7 +31,6 @@ from typing import Any
 from edgeapp.config import Config, config_from_dict
 from edgeapp.engine.bench.controller import Run, summarise
 from edgeapp.engine.control.simulator import Phase, Scenario
-from edgeapp.engine.control.slo import Slo, SloState
 from edgeapp.errors import EdgeAppError
 
 REAL_CONTROLLERS = ("aif", "heuristic", "static-max")
@@ -90,7 +89,7 @@ def _wait_ready(engine: Any, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         status = engine.status()
-        if status["control"]["ready"] and status["fps"] > 0:
+        if status.control.ready and (status.fps or 0.0) > 0:
             return
         time.sleep(0.5)
     raise EdgeAppError(f"the engine did not start its controller and frames in {timeout_s} s")
@@ -105,13 +104,15 @@ def _drive(engine: Any, controller: str, scenario: Scenario, later: Any) -> Run:
         if not disturbed and t + 1 >= (scenario.disturbances or (scenario.duration_s + 1,))[0]:
             disturbed = True
             if scenario.name == "capacity_drop":
-                os.kill(engine.status()["workers"][0]["pid"], signal.SIGKILL)
+                pid = engine.status().workers[0].pid
+                assert pid is not None
+                os.kill(pid, signal.SIGKILL)
             for station in later:
                 engine.add_station(station)
         status = engine.status()
         run.parameters.append(engine.parameters)
-        run.states.append({Slo(s["name"]): SloState[s["state"]] for s in status["slo"]})
-    step_p99 = engine.status()["control"]["step_ms_p99"]
+        run.states.append({s.name: s.state for s in status.slos})
+    step_p99 = engine.status().control.step_ms_p99
     run.step_s.extend([] if step_p99 is None else [step_p99 / 1000.0])
     return run
 

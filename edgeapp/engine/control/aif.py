@@ -47,10 +47,11 @@ import jax.numpy as jnp
 import numpy as np
 from pymdp.agent import Agent  # type: ignore[import-untyped]
 
+from edgeapp.engine.api import Slo, SloState, StreamParameters
 from edgeapp.engine.control.controllers import FIELDS, ControllerKind, Decision
 from edgeapp.engine.control.likelihood import SloLikelihood
-from edgeapp.engine.control.parameters import ParameterSpace, StreamParameters
-from edgeapp.engine.control.slo import Slo, SloState, SloStates
+from edgeapp.engine.control.parameters import ParameterSpace
+from edgeapp.engine.control.slo import SloStates
 
 # A decision is a few hundred microseconds of work: dispatching it asynchronously only adds a
 # thread hand-off, which on a busy machine is what makes the slow tail (p99 x3 measured).

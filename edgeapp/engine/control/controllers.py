@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from edgeapp.engine.control.parameters import ParameterSpace, StreamParameters
-from edgeapp.engine.control.slo import SloState, SloStates
+from edgeapp.engine.api import SloState, StreamParameters
+from edgeapp.engine.control.parameters import ParameterSpace
+from edgeapp.engine.control.slo import SloStates
 from edgeapp.errors import InputError
 
 ControllerKind = Literal["aif", "heuristic", "static"]

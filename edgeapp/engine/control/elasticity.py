@@ -12,14 +12,10 @@ from __future__ import annotations
 import threading
 
 from edgeapp.config.schema import SloConfig, StreamConfig
+from edgeapp.engine.api import ParametersChanged, SetBy, SloChanged, StreamParameters
 from edgeapp.engine.control.controllers import Controller, ControllerKind, make_controller
-from edgeapp.engine.control.parameters import (
-    ParametersChanged,
-    ParameterSpace,
-    Source,
-    StreamParameters,
-)
-from edgeapp.engine.control.slo import MetricsSample, SloChanged, SloMonitor, SloStatus
+from edgeapp.engine.control.parameters import ParameterSpace
+from edgeapp.engine.control.slo import MetricsSample, SloMonitor, SloReading
 from edgeapp.engine.vision.grades import Grade
 from edgeapp.errors import InputError
 
@@ -48,9 +44,9 @@ class ElasticityController:
         return self._parameters
 
     @property
-    def source(self) -> Source:
-        """``operator`` while an override holds, else ``controller``."""
-        return "operator" if self._pinned else "controller"
+    def source(self) -> SetBy:
+        """``OPERATOR`` while an override holds, else ``CONTROLLER``."""
+        return SetBy.OPERATOR if self._pinned else SetBy.CONTROLLER
 
     @property
     def kind(self) -> ControllerKind:
@@ -69,7 +65,7 @@ class ElasticityController:
             return dict(self._pinned)
 
     @property
-    def slo_status(self) -> tuple[SloStatus, ...]:
+    def slo_status(self) -> tuple[SloReading, ...]:
         """Every SLO's latest value, limit and state."""
         with self._lock:
             return self._monitor.status
@@ -95,7 +91,7 @@ class ElasticityController:
                                                utilisation=sample.utilisation)
             new = self._pin(decision.parameters)
             if new != self._parameters:
-                events.append(ParametersChanged(self._parameters, new, "controller",
+                events.append(ParametersChanged(self._parameters, new, SetBy.CONTROLLER,
                                                 decision.reason))
                 self._parameters = new
             return events
@@ -119,7 +115,8 @@ class ElasticityController:
             new = self._pin(self._parameters)
             if new == self._parameters:
                 return None
-            event = ParametersChanged(self._parameters, new, "operator", "operator override")
+            event = ParametersChanged(self._parameters, new, SetBy.OPERATOR,
+                                      "operator override")
             self._parameters = new
             return event
 

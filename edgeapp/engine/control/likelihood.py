@@ -24,8 +24,8 @@ import math
 
 import numpy as np
 
+from edgeapp.engine.api import SloState
 from edgeapp.engine.control.parameters import ParameterSpace
-from edgeapp.engine.control.slo import SloState
 
 
 class SloLikelihood:

@@ -16,11 +16,17 @@ import time
 from collections.abc import Callable
 
 from edgeapp.config.schema import ControllerConfig, SloConfig, StreamConfig
+from edgeapp.engine.api import (
+    EngineEvent,
+    Notification,
+    ParametersChanged,
+    Severity,
+    StreamParameters,
+)
 from edgeapp.engine.control.controllers import KINDS, ControllerKind
 from edgeapp.engine.control.elasticity import ControlEvent, ElasticityController
-from edgeapp.engine.control.parameters import ParametersChanged, ParameterSpace, StreamParameters
+from edgeapp.engine.control.parameters import ParameterSpace
 from edgeapp.engine.control.slo import MetricsSample
-from edgeapp.engine.events import EngineEvent, Notification
 from edgeapp.engine.metrics import LatencyWindow
 from edgeapp.engine.vision.grades import Grade
 from edgeapp.errors import InputError
@@ -92,8 +98,8 @@ class ControlLoop:
             pinned = self.elasticity.override
             self.elasticity.clear_override()
         if pinned:
-            self._publish(Notification("info", "operator override released; the "
-                                               f"{self.elasticity.kind} controller decides"))
+            self._notify(Severity.INFO, "operator override released; the "
+                                        f"{self.elasticity.kind} controller decides")
 
     def set_controller(self, kind: str) -> None:
         """Switch controllers (building the AIF agent the first time takes seconds)."""
@@ -102,8 +108,7 @@ class ControlLoop:
                              f"got {kind!r}")
         self._kind = kind  # type: ignore[assignment]
         self.elasticity.set_controller(self._kind)
-        self._publish(Notification("info", f"stream parameters now set by the {kind} "
-                                           "controller"))
+        self._notify(Severity.INFO, f"stream parameters now set by the {kind} controller")
 
     # ── control thread ───────────────────────────────────────────────────────────────────
 
@@ -113,8 +118,8 @@ class ControlLoop:
                 self.set_controller(self._kind)
             except Exception as exc:  # keep the parameters where they are; say why
                 logger.exception("controller %s failed to start", self._kind)
-                self._publish(Notification("error", f"the {self._kind} controller did not "
-                                                    f"start ({exc!r}); parameters stay fixed"))
+                self._notify(Severity.ERROR, f"the {self._kind} controller did not start "
+                                             f"({exc!r}); parameters stay fixed")
         next_at = time.monotonic() + self.interval_s
         while not self._stop.wait(max(0.0, next_at - time.monotonic())):
             next_at = max(next_at + self.interval_s, time.monotonic())
@@ -122,7 +127,7 @@ class ControlLoop:
                 self.step()
             except Exception as exc:  # one bad sample must not end control
                 logger.exception("control step failed")
-                self._publish(Notification("error", f"controller step failed: {exc!r}"))
+                self._notify(Severity.ERROR, f"controller step failed: {exc!r}")
 
     def step(self) -> None:
         """One decision: sample, decide, apply, publish."""
@@ -133,6 +138,9 @@ class ControlLoop:
             self.step_time.add(time.perf_counter() - started)
             self._emit(events)
             self.decisions += 1
+
+    def _notify(self, severity: Severity, text: str) -> None:
+        self._publish(Notification(severity, text, "controller"))
 
     def _emit(self, events: list[ControlEvent]) -> None:
         for event in events:

@@ -14,37 +14,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
 
 import numpy as np
 
 from edgeapp.config.schema import StreamConfig
+from edgeapp.engine.api import StreamParameters
 from edgeapp.engine.vision.grades import Grade
-
-#: Who set the parameters now in force.
-Source = Literal["controller", "operator"]
 
 #: YOLO11 n / s / m GFLOPs at 640 px (docs.ultralytics.com/models/yolo11, detection table).
 GRADE_GFLOPS = {Grade.LOW: 6.5, Grade.MEDIUM: 21.5, Grade.HIGH: 68.0}
-
-
-@dataclass(frozen=True)
-class StreamParameters:
-    """What every stream runs at, as levels: FPS and resolution indices (0 = highest), grade."""
-
-    fps_level: int
-    resolution_level: int
-    grade: Grade
-
-
-@dataclass(frozen=True)
-class ParametersChanged:
-    """The stream parameters changed; ``source`` says who changed them and ``reason`` why."""
-
-    old: StreamParameters
-    new: StreamParameters
-    source: Source
-    reason: str
 
 
 @dataclass(frozen=True)

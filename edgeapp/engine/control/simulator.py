@@ -33,7 +33,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeapp.engine.control.parameters import GRADE_GFLOPS, ParameterSpace, StreamParameters
+from edgeapp.engine.api import StreamParameters
+from edgeapp.engine.control.parameters import GRADE_GFLOPS, ParameterSpace
 from edgeapp.engine.control.slo import MetricsSample
 from edgeapp.engine.vision.grades import Grade
 

@@ -10,29 +10,11 @@ states reach the controllers as evidence.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from edgeapp.config.schema import SloConfig
-
-
-class SloState(enum.IntEnum):
-    """How an SLO stands; the values are the AIF agent's observation indices."""
-
-    OK = 0
-    WARNING = 1
-    CRITICAL = 2
-
-
-class Slo(str, enum.Enum):
-    """The SLOs the controller keeps."""
-
-    QUEUE = "queue"
-    MEMORY = "memory"
-    FRAME_LATENCY = "frame_latency"
-    ORDER_LATENCY = "order_latency"
-
+from edgeapp.engine.api import Slo, SloChanged, SloState
 
 #: SLO states as the controllers get them: only the SLOs measured in the latest sample.
 SloStates = Mapping[Slo, SloState]
@@ -53,7 +35,7 @@ class MetricsSample:
 
 
 @dataclass(frozen=True)
-class SloStatus:
+class SloReading:
     """One SLO now: its value, its limit (``None`` when it cannot be set) and its state."""
 
     slo: Slo
@@ -61,17 +43,6 @@ class SloStatus:
     limit: float | None
     state: SloState
     fresh: bool = False  # measured in the latest sample
-
-
-@dataclass(frozen=True)
-class SloChanged:
-    """An SLO changed state."""
-
-    name: Slo
-    old: SloState
-    new: SloState
-    value: float | None
-    limit: float | None
 
 
 def slo_state(value: float | None, limit: float | None, warning_margin: float) -> SloState:
@@ -107,10 +78,10 @@ class SloMonitor:
 
     def __init__(self, config: SloConfig) -> None:
         self.config = config
-        self._status = {slo: SloStatus(slo, None, None, SloState.OK) for slo in Slo}
+        self._status = {slo: SloReading(slo, None, None, SloState.OK) for slo in Slo}
 
     @property
-    def status(self) -> tuple[SloStatus, ...]:
+    def status(self) -> tuple[SloReading, ...]:
         """Every SLO's latest value, limit and state."""
         return tuple(self._status.values())
 
@@ -132,10 +103,10 @@ class SloMonitor:
         for slo in Slo:
             before = self._status[slo]
             if vals[slo] is None and lims[slo] is not None:  # not measured this time: hold
-                self._status[slo] = SloStatus(slo, before.value, lims[slo], before.state, False)
+                self._status[slo] = SloReading(slo, before.value, lims[slo], before.state, False)
                 continue
             state = slo_state(vals[slo], lims[slo], self.config.warning_margin)
-            self._status[slo] = SloStatus(slo, vals[slo], lims[slo], state, True)
+            self._status[slo] = SloReading(slo, vals[slo], lims[slo], state, True)
             if state != before.state:
                 events.append(SloChanged(slo, before.state, state, vals[slo], lims[slo]))
         return events

@@ -12,7 +12,6 @@ from edgeapp.engine.distributed.processor import NoopProcessor, Processor, Proce
 from edgeapp.engine.distributed.producer import Producer, ProducerState
 from edgeapp.engine.distributed.settings import CollectorSettings, ProducerSettings
 from edgeapp.engine.distributed.worker import Worker, WorkerExit
-from edgeapp.engine.distributed.workers import WorkerJoined, WorkerLeft
 
 __all__ = [
     "Collector",
@@ -26,6 +25,4 @@ __all__ = [
     "ProducerState",
     "Worker",
     "WorkerExit",
-    "WorkerJoined",
-    "WorkerLeft",
 ]

@@ -3,7 +3,9 @@
 A server endpoint (Producer ROUTER, Collector PULL) gets its own ``zmq.Context`` — ZAP
 authentication is per context, so Producer and Collector in one process each run their own
 ``ThreadAuthenticator`` — a bound on inbound message size, ``linger=0``, and CURVE when keys
-are given. Binding a non-loopback address without keys is refused (see ``keys.check_bind``).
+are given. ZAP checks a key once, at the handshake; so that a revoked worker already
+connected is dropped too, the servers ask :meth:`ServerEndpoint.revoked` of every message.
+Binding a non-loopback address without keys is refused (see ``keys.check_bind``).
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ class ServerEndpoint:
         server_keys = keymod.load_server_keys(keys_dir) if keys_dir else None
         keymod.check_bind(address, server_keys, insecure)
         self.secure = server_keys is not None
+        #: The authorised keys, re-read as they change (None without CURVE).
+        self.keyring = keymod.KeyRing(server_keys.authorized) if server_keys else None
         self.context = zmq.Context()
         self._auth: Any = None
         self.socket: zmq.Socket | None = None
         try:
-            if server_keys is not None:
-                self._auth = keymod.start_authenticator(self.context, server_keys)
+            if self.keyring is not None:
+                self._auth = keymod.start_authenticator(self.context, self.keyring)
             sock = self.context.socket(kind)
             self.socket = sock
             sock.linger = 0
@@ -45,6 +49,19 @@ class ServerEndpoint:
             self.close()
             raise TransportError(f"cannot bind {address}: {exc}") from exc
         self.address: str = sock.get_string(zmq.LAST_ENDPOINT)
+
+    def user_id(self, frame: zmq.Frame) -> str:
+        """The CURVE key (z85) the sender of ``frame`` connected with; "" without CURVE."""
+        if not self.secure:
+            return ""
+        try:
+            return str(frame.get("User-Id"))
+        except zmq.ZMQError:
+            return ""
+
+    def revoked(self, user_id: str) -> bool:
+        """True when the sender's key was authorised at its handshake and is not now."""
+        return self.keyring is not None and not self.keyring.allowed(user_id)
 
     def close(self) -> None:
         """Close the socket (linger 0), the authenticator and the context."""

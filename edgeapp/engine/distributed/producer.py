@@ -4,6 +4,12 @@ One thread owns the ROUTER socket (ZeroMQ sockets are not thread-safe); other th
 only through the thread-safe TaskQueue and WorkerBook, the grade lock and a Waker. A GET_WORK
 with nothing to hand out is held ``hold_s``, then answered NO_WORK: workers never spin.
 
+Workers of every dialect (``dialects.py``: edgeapp's, the seed's text, the thesis' code) are
+served side by side, each answered in its own. A peer that is not registered gets, no sooner
+than ``stranger_hold_s`` after it asked, what it understands (edgeapp: ``ERROR
+not_registered``, so it registers again; the others: END), so that none can spin. With CURVE,
+a peer whose key was revoked is dropped at its next message, and its tasks go back.
+
 Grade rule ("CHANGE before the next task"): a worker gets tasks only once it has been sent the
 current grade, and each task carries the grade it went out at (``grade`` in its metadata).
 ``set_grade`` and the hand-out share one lock, so every task handed out after ``set_grade(n)``
@@ -26,6 +32,8 @@ from typing import Any
 import numpy as np
 import zmq
 
+from edgeapp.engine.api import WorkerJoined, WorkerLeft
+from edgeapp.engine.distributed import dialects
 from edgeapp.engine.distributed import protocol as p
 from edgeapp.engine.distributed.endpoint import ServerEndpoint
 from edgeapp.engine.distributed.link import TaskListener
@@ -33,15 +41,17 @@ from edgeapp.engine.distributed.settings import ProducerSettings
 from edgeapp.engine.distributed.task_queue import Task, TaskQueue
 from edgeapp.engine.distributed.wakeup import Waker
 from edgeapp.engine.distributed.workers import (
+    Lease,
     WorkerBook,
     WorkerEvent,
-    WorkerJoined,
-    WorkerLeft,
     WorkerRecord,
 )
 from edgeapp.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
+
+#: Unregistered peers whose answer is held back at once; beyond, the oldest is answered now.
+MAX_STRANGERS = 1024
 
 
 class ProducerState(enum.Enum):
@@ -77,8 +87,10 @@ class Producer:
         self._listener: TaskListener | None = None
         self._ids = itertools.count(secrets.randbits(30) << 32)  # unique across restarts
         self._parked: OrderedDict[bytes, tuple[WorkerRecord, float, int]] = OrderedDict()
+        self._strangers: OrderedDict[bytes, tuple[float, bytes]] = OrderedDict()
         self._rejects = p.RejectCounter()
         self._failed: Counter[str] = Counter()
+        self._unslotted: Counter[str] = Counter()
         self._requeued = 0
         self._waker = Waker()
         self._abort = False
@@ -90,9 +102,9 @@ class Producer:
     # --- public API (any thread) --------------------------------------------------------------
 
     def attach_collector(self, collector: Any) -> None:
-        """Tell ``collector`` which frames to expect and take its delivery acks (in-process)."""
+        """Tell ``collector`` which frames to expect, and let it claim leases (in-process)."""
         self._listener = collector
-        collector.add_ack_listener(self.complete)
+        collector.set_lease_authority(self.claim)
         if self.collector_address is None:
             self.collector_address = getattr(collector, "address", None)
 
@@ -121,17 +133,21 @@ class Producer:
         task = Task(next(self._ids), stream_key, int(seq),
                     time.time() if capture_ts is None else float(capture_ts),
                     np.ascontiguousarray(image), meta)
-        if self._listener is not None:
-            self._listener.expect(stream_key, task.seq)
+        if self._listener is not None and not self._listener.expect(stream_key, task.seq):
+            self._unslotted[stream_key] += 1  # the Collector could not take the stream
+            return True
         self._abandon(self._queue.put(task))
         self._waker.wake()
         return True
 
-    def complete(self, task_ids: list[int]) -> None:
-        """Results for these tasks reached the Collector: end their leases."""
-        self._book.complete(task_ids)
-        if self.state is ProducerState.FINISHING:
+    def claim(self, task_id: int, stream_key: str | int | None, seq: int | None,
+              worker: str | None, user_id: str) -> tuple[Lease | None, str]:
+        """A result for ``task_id`` reached the Collector: end its lease, if the result
+        answers it (see ``WorkerBook.claim``); else the reason it does not."""
+        lease, reason = self._book.claim(task_id, stream_key, seq, worker, user_id)
+        if lease is not None and self.state is ProducerState.FINISHING:
             self._waker.wake()
+        return lease, reason
 
     def set_grade(self, grade: int) -> None:
         """Switch every worker to ``grade``: each gets CHANGE before its next task."""
@@ -169,15 +185,16 @@ class Producer:
         return len(self._queue)
 
     def dropped(self) -> dict[str, int]:
-        """Frames dropped per stream because the queue was full."""
-        return self._queue.dropped()
+        """Frames dropped per stream: the queue was full, or the Collector had no slot free
+        for the stream."""
+        return dict(Counter(self._queue.dropped()) + self._unslotted)
 
     def status(self) -> dict[str, Any]:
         """A plain-data snapshot: queue, drops, leases, grade, workers, rejected messages."""
         return {
             "state": self.state.value, "address": self.address, "grade": self._grade,
             "queue_size": len(self._queue), "queue_by_stream": self._queue.sizes(),
-            "dropped": self._queue.dropped(), "failed": dict(self._failed),
+            "dropped": self.dropped(), "failed": dict(self._failed),
             "leased": self._book.lease_count(), "requeued": self._requeued,
             "workers": self._book.snapshot(), "rejected": self._rejects.snapshot(),
         }
@@ -208,11 +225,14 @@ class Producer:
                 next_check = now + tick
             self._advance(now)
             self._serve_parked(now)
+            self._serve_strangers(now)
             grace_end = self._end_started + self.settings.end_grace_s
             if self.state is ProducerState.ENDING and (
                     now >= self._end_deadline or (now >= grace_end and not self._book.records())):
                 return
             deadlines = [next_check] + [d for _, d, _ in self._parked.values()]
+            if self._strangers:
+                deadlines.append(next(iter(self._strangers.values()))[0])
             if self.state is ProducerState.ENDING:
                 deadlines += [self._end_deadline] + ([grace_end] if now < grace_end else [])
             elif self.state is ProducerState.FINISHING:
@@ -245,17 +265,25 @@ class Producer:
         if len(parts) > 3:
             self._reject(identity, p.REJECT_BAD_PARTS)  # a REQ peer: keep it in step
             return
+        assert self._endpoint is not None
+        user_id = self._endpoint.user_id(parts[2])
+        if self._endpoint.revoked(user_id):
+            self._revoke(self._book.remove(identity), "revoked")
+            self._reject(identity, p.REJECT_REVOKED, "this worker's key was revoked")
+            return
         try:
             msg = p.decode_typed(parts[2], p.REQUEST_TYPES, self.settings.limits)
             stats = p.field(msg, "stats", dict, None)
             if msg["type"] == p.REGISTER:
-                self._register(identity, msg, now)
+                self._register(identity, msg, now, user_id)
                 return
             record = self._book.get(identity)
             if record is None:
-                self._reject(identity, p.REJECT_NOT_REGISTERED)
+                self._stranger(identity, msg, now)
                 return
             self._book.touch(record, now, stats)
+            if msg["type"] == p.GET_WORK:
+                record.dialect = dialects.on_get_work(record.dialect, msg)
             if msg["type"] == p.HEARTBEAT:
                 if self.state is ProducerState.ENDING:
                     self._end(identity, record)
@@ -269,16 +297,18 @@ class Producer:
         except ProtocolError as exc:
             self._reject(identity, exc.reason, str(exc))
 
-    def _register(self, identity: bytes, msg: dict, now: float) -> None:
+    def _register(self, identity: bytes, msg: dict, now: float, user_id: str) -> None:
         if self.state is ProducerState.ENDING:
             self._send(identity, [p.message(p.END)])
             return
         name = p.field(msg, "worker", str, "")[:64]
         host = p.field(msg, "host", str, "")[:128]
         pid = p.field(msg, "pid", int, 0)
+        dialect = dialects.at_register(msg, identity)
         with self._grade_lock:
             grade = self._grade
-            record, replaced, tasks = self._book.register(identity, name, host, pid, grade, now)
+            record, replaced, tasks = self._book.register(
+                identity, name, host, pid, grade, now, dialect=dialect, user_id=user_id)
         for old in replaced:
             self._parked.pop(old.identity, None)
             self._emit(WorkerLeft(old.worker_id, old.name, "replaced", len(tasks)))
@@ -292,6 +322,27 @@ class Producer:
         self._send(identity, [reply])
         self._emit(WorkerJoined(record.worker_id, record.name, host))
 
+    def _stranger(self, identity: bytes, msg: dict, now: float) -> None:
+        """An unregistered peer asked: answer it what it understands, but not before
+        ``stranger_hold_s`` (a REQ peer waits for it; a peer in a loop cannot spin)."""
+        self._rejects.add(p.REJECT_NOT_REGISTERED)
+        if self.state is ProducerState.ENDING:
+            self._send(identity, [p.message(p.END)])
+            return
+        self._strangers.pop(identity, None)
+        self._strangers[identity] = (now + self.settings.stranger_hold_s,
+                                     dialects.stranger_reply(msg))
+        while len(self._strangers) > MAX_STRANGERS:
+            old, (_, reply) = self._strangers.popitem(last=False)
+            self._send(old, [reply])
+
+    def _serve_strangers(self, now: float) -> None:
+        while self._strangers:
+            identity, (deadline, reply) = next(iter(self._strangers.items()))
+            if deadline > now and self.state is not ProducerState.ENDING:
+                return
+            del self._strangers[identity]
+            self._send(identity, [reply])
     def _reply_work(self, identity: bytes, record: WorkerRecord, max_tasks: int, now: float,
                     final: bool) -> bool:
         """Answer a GET_WORK with END, CHANGE or tasks; NO_WORK only when ``final``."""
@@ -303,15 +354,15 @@ class Producer:
             record.grade = self._grade
             tasks = [] if change else self._queue.pop(max_tasks)
         if change:
-            self._send(identity, [p.message(p.CHANGE, CHANGE_WORK_LOAD=record.grade,
-                                            work_load=record.grade)])
+            self._send(identity, [dialects.change_reply(record.dialect, record.grade)])
             return True
         if tasks:
             self._book.lease(record, tasks, now)
             frames = p.inference_reply(
                 [(t.image, {**t.meta, "id": t.id, "stream_key": t.stream_key, "seq": t.seq,
                             "capture_ts": t.capture_ts, "attempt": t.attempts})
-                 for t in tasks], grade=record.grade)
+                 for t in tasks], grade=record.grade,
+                kind=dialects.work_reply_type(record.dialect))
             if self._send(identity, frames):
                 self._book.touch(record, time.monotonic(), None)
             return True
@@ -328,8 +379,7 @@ class Producer:
 
     def _end(self, identity: bytes, record: WorkerRecord) -> None:
         self._send(identity, [p.message(p.END)])
-        _, tasks = self._book.remove(identity)
-        self._abandon(tasks)
+        self._book.remove(identity, keep_leases=True)  # it delivers what it holds, then goes
         self._emit(WorkerLeft(record.worker_id, record.name, "end", 0))
 
     def _advance(self, now: float) -> None:
@@ -348,6 +398,19 @@ class Producer:
             self._parked.pop(record.identity, None)
             self._emit(WorkerLeft(record.worker_id, record.name, "silent", len(record.leased)))
         self._requeue(lost)
+        keyring = self._endpoint.keyring if self._endpoint is not None else None
+        if keyring is not None:  # `edgeapp keys revoke` while the worker is busy
+            for gone in self._book.revoke(keyring.allowed):
+                self._revoke(gone, "revoked")
+
+    def _revoke(self, gone: tuple[WorkerRecord | None, list[Task]], reason: str) -> None:
+        record, tasks = gone
+        if record is None:
+            return
+        if self._parked.pop(record.identity, None) is not None:  # it waits for an answer
+            self._send(record.identity, [p.error_reply(p.REJECT_REVOKED, "key revoked")])
+        self._emit(WorkerLeft(record.worker_id, record.name, reason, len(tasks)))
+        self._requeue(tasks)
 
     def _requeue(self, tasks: list[Task]) -> None:
         """Lost tasks go back to the front, unless they were tried ``max_attempts`` times."""
@@ -390,9 +453,6 @@ class Producer:
                 logger.exception("producer event callback failed")
 
     def _close(self) -> None:
-        detach = getattr(self._listener, "remove_ack_listener", None)
-        if detach is not None:
-            detach(self.complete)
         if self._endpoint is not None:
             self._endpoint.close()
         self._waker.close()

@@ -33,6 +33,8 @@ NO_WORK = "NO_WORK"
 END = "END"
 ERROR = "ERROR"
 COLLECT = "COLLECT"
+#: The thesis code's name for a reply with tasks, and for a push of results (see dialects.py).
+WORK = "WORK"
 
 #: What a worker may ask the Producer.
 REQUEST_TYPES = frozenset({REGISTER, GET_WORK, HEARTBEAT})
@@ -55,11 +57,22 @@ REJECT_BAD_SHAPE = "bad_shape"
 REJECT_SIZE_MISMATCH = "size_mismatch"
 REJECT_NOT_REQ = "not_req"
 REJECT_NOT_REGISTERED = "not_registered"
+REJECT_NON_FINITE = "non_finite"  # detections holding NaN or infinity
+REJECT_REVOKED = "revoked"  # the sender's CURVE key is no longer authorised
+# A well-formed result that does not answer a task out right now (see WorkerBook.claim):
+REJECT_NOT_LEASED = "not_leased"  # no task with this id is leased (never, or not any more)
+REJECT_WRONG_STREAM = "wrong_stream"  # the task was handed out for another stream
+REJECT_WRONG_SEQ = "wrong_seq"  # ... or with another sequence number
+REJECT_WRONG_WORKER = "wrong_worker"  # ... or to another worker
+REJECT_STREAM_ENDED = "stream_ended"  # its stream was forgotten while the task was out
+REJECT_TOO_MANY_STREAMS = "too_many_streams"  # no stream slot was free for its frames
 REJECT_REASONS = (
     REJECT_TOO_LARGE, REJECT_TOO_MANY_PARTS, REJECT_BAD_PARTS, REJECT_BAD_MSGPACK,
     REJECT_NOT_A_MAP, REJECT_MISSING_TYPE, REJECT_UNKNOWN_TYPE, REJECT_BAD_FIELD,
     REJECT_BAD_DTYPE, REJECT_BAD_SHAPE, REJECT_SIZE_MISMATCH, REJECT_NOT_REQ,
-    REJECT_NOT_REGISTERED,
+    REJECT_NOT_REGISTERED, REJECT_NON_FINITE, REJECT_REVOKED, REJECT_NOT_LEASED,
+    REJECT_WRONG_STREAM, REJECT_WRONG_SEQ, REJECT_WRONG_WORKER, REJECT_STREAM_ENDED,
+    REJECT_TOO_MANY_STREAMS,
 )
 
 
@@ -274,6 +287,44 @@ def decode_items(parts: Sequence[Any], limits: Limits = DEFAULT_LIMITS,
     return [(meta, decode_array(meta, data, limits)) for meta, data in task_pairs(parts, limits)]
 
 
+def unpack_result_meta(buf: bytes | memoryview | zmq.Frame,
+                       limits: Limits = DEFAULT_LIMITS) -> dict:
+    """A result's metadata map: an int ``id``; ``stream_key`` (str or int) and ``seq`` (int
+    >= 0) only where the dialect sends them (the thesis code sends no ``seq``)."""
+    meta = _load_map(buf, limits, "metadata")
+    field(meta, "id", int, required=True)
+    field(meta, "stream_key", (str, int))
+    if field(meta, "seq", int, 0) < 0:
+        raise ProtocolError(REJECT_BAD_FIELD, "seq < 0")
+    return meta
+
+
+def decode_results(parts: Sequence[Any], limits: Limits = DEFAULT_LIMITS,
+                   ) -> list[tuple[dict, np.ndarray]]:
+    """The (metadata, array) pairs of a result message, each validated; all or nothing.
+
+    An array is either detections (see :func:`check_detections`) or a processed frame
+    (uint8, ``(H, W)`` or ``(H, W, C)``), as the thesis code sends back.
+    """
+    if len(parts) > limits.max_parts:
+        raise ProtocolError(REJECT_TOO_MANY_PARTS, str(len(parts)))
+    if len(parts) % 2 != 1:
+        raise ProtocolError(REJECT_BAD_PARTS, f"{len(parts)} parts")
+    items = []
+    for i in range(1, len(parts), 2):
+        meta = unpack_result_meta(parts[i], limits)
+        array = decode_array(meta, parts[i + 1], limits)
+        if not is_frame(array):
+            check_detections(array)
+        items.append((meta, array))
+    return items
+
+
+def is_frame(array: np.ndarray) -> bool:
+    """True for a processed image (uint8, rank 2 or 3) rather than detections."""
+    return array.dtype == np.uint8 and array.ndim in (2, 3)
+
+
 def check_task(stream_key: Any, seq: Any, image: Any, meta: Mapping[str, Any]) -> None:
     """What ``Producer.submit`` accepts; InputError (the caller's bug) otherwise."""
     if not isinstance(image, np.ndarray) or image.dtype.name not in ALLOWED_DTYPES:
@@ -289,11 +340,14 @@ def check_task(stream_key: Any, seq: Any, image: Any, meta: Mapping[str, Any]) -
 
 
 def check_detections(array: np.ndarray) -> None:
-    """Detections are float32 ``(N, 6)`` (``x1,y1,x2,y2,score,class``; OBB may add columns)."""
+    """Detections are finite float32 ``(N, 6)`` (``x1,y1,x2,y2,score,class``; OBB may add
+    columns)."""
     if array.dtype != np.float32:
         raise ProtocolError(REJECT_BAD_DTYPE, f"detections are {array.dtype}")
     if array.ndim != 2 or not 6 <= array.shape[1] <= 8:
         raise ProtocolError(REJECT_BAD_SHAPE, f"detections of shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ProtocolError(REJECT_NON_FINITE, "NaN or infinity in detections")
 
 
 def message(kind: str, **fields: Any) -> bytes:
@@ -306,11 +360,16 @@ def confirmation(extra: Mapping[str, Any], **fields: Any) -> bytes:
     return pack({**extra, **fields, "type": REGISTRATION_CONFIRMATION})
 
 
-def inference_reply(items: Sequence[tuple[np.ndarray, dict]], grade: int) -> list[Any]:
-    """``[info, meta, data, ...]`` for tasks handed out at ``grade`` (buffers not copied)."""
-    frames: list[Any] = [message(INFERENCE, n=len(items), grade=grade)]
+def inference_reply(items: Sequence[tuple[np.ndarray, dict]], grade: int,
+                    kind: str = INFERENCE) -> list[Any]:
+    """``[info, meta, data, ...]`` for tasks handed out at ``grade`` (buffers not copied).
+
+    ``kind`` is the reply's type (``WORK`` for the thesis code); each task's metadata says
+    ``type: INFERENCE``, which the thesis code needs and others ignore.
+    """
+    frames: list[Any] = [message(kind, n=len(items), grade=grade)]
     for image, meta in items:
-        frames += array_parts(image, **meta, grade=grade)
+        frames += array_parts(image, **meta, grade=grade, type=INFERENCE)
     return frames
 
 

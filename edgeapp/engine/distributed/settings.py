@@ -21,8 +21,11 @@ class ProducerSettings:
     queue_size: int = 64  # frames waiting, over all streams
     lease_s: float = 10.0  # a handed-out task goes back to the queue after this
     heartbeat_s: float = 0.5  # workers send a request at least this often ...
-    liveness: int = 3  # ... and are dropped after this many silent intervals (tasks requeued)
+    liveness: int = 3  # ... and are dropped after this many silent intervals (tasks requeued);
+    # workers that send no heartbeats (the seed's, the thesis' code) are kept while they hold
+    # leases, and each lease goes back after lease_s
     hold_s: float = 0.1  # a GET_WORK with nothing to do waits this long, then NO_WORK
+    stranger_hold_s: float = 0.5  # an unregistered peer's answer waits this long (rate limit)
     max_attempts: int = 3  # hand-outs of one task before it counts as failed
     end_timeout_s: float | None = None  # END phase at most (None: 2 heartbeats + 0.5 s)
     end_grace_s: float = 0.0  # END phase at least, for workers that join late
@@ -49,7 +52,8 @@ class CollectorSettings:
     # heartbeat_s * liveness plus their processing time: keep this above that to get them.
     reorder_timeout_s: float = 2.0
     max_pending_per_stream: int = 1024  # frames waited for or held back, per stream
-    max_streams: int = 256
+    max_streams: int = 256  # streams tracked at once; an idle one gives its slot up
+    stream_idle_s: float = 30.0  # a stream with nothing expected or held for this long is freed
     max_result_bytes: int = 8 * 1024 * 1024  # one inbound message part at most
     keys_dir: str | Path | None = None
     insecure: bool = False

@@ -1,8 +1,10 @@
 """Write one stream's annotated output video from the Collector's in-order results.
 
-Results carry detections, not frames; the caller (who has the frames, e.g. the station's
-frame ring) supplies them through ``frame_lookup(stream_key, seq)``. Subscribe an instance to
-the Collector; results of other streams, and frames the lookup no longer has, are skipped.
+edgeapp's results carry detections, not frames; the caller (who has the frames, e.g. the
+station's frame ring) supplies them through ``frame_lookup(stream_key, seq)`` and the boxes are
+drawn on them. A thesis-dialect worker sends the processed frame itself (``result.frame``):
+that is written as it came. Subscribe an instance with ``collector.subscribe(out,
+frames=True)``; results of other streams, and frames the lookup no longer has, are skipped.
 """
 
 from __future__ import annotations
@@ -51,18 +53,22 @@ class VideoOutput:
         """Draw and write one result (called on the Collector thread)."""
         if result.stream_key != self.stream_key:
             return
-        frame = self.frame_lookup(result.stream_key, result.seq)
-        if frame is None:
-            self.missing += 1
-            return
+        if result.frame is not None:
+            image = result.frame if result.frame.ndim == 3 else np.dstack([result.frame] * 3)
+        else:
+            frame = self.frame_lookup(result.stream_key, result.seq)
+            if frame is None:
+                self.missing += 1
+                return
+            image = draw_detections(frame, result.detections, self.labels)
         import cv2
 
         with self._lock:
             if self._writer is None:
-                height, width = frame.shape[:2]
+                height, width = image.shape[:2]
                 fourcc = cv2.VideoWriter.fourcc(*self.fourcc)
                 self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
-            self._writer.write(draw_detections(frame, result.detections, self.labels))
+            self._writer.write(np.ascontiguousarray(image))
             self.written += 1
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ import socket as pysocket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,10 +54,10 @@ class WorkerExit(enum.IntEnum):
 
     OK = 0
     FAILED = 1
-    CONFIG = 2  # bad options or keys folder
+    CONFIG = 2  # bad options, or a --keys folder or key file that is not what it must be
     MODEL = 5  # the processor could not be built or loaded, or keeps failing
     PROTOCOL = 10
-    AUTH = 11  # the Producer refused this worker's key
+    AUTH = 11  # the handshake failed (no keys, wrong keys, key refused) or the key was revoked
     CANNOT_CONNECT = 12  # no Producer answered within --connect-timeout
     TERMINATED = 143  # second SIGTERM: left at once
 
@@ -79,6 +80,9 @@ class _Batch:
 
 _END = object()  # no more input for the next stage
 
+#: While no Producer answers, the worker says so this often (seconds).
+NOTICE_EVERY_S = 10.0
+
 
 class Worker:
     """One inference worker connected to a Producer; ``start()``, ``stop()``, ``join()``."""
@@ -89,6 +93,7 @@ class Worker:
         name: str | None = None, prefetch: int = 2, request_timeout_s: float = 5.0,
         connect_timeout_s: float | None = None, max_batch: int | None = None,
         max_consecutive_failures: int = 3, context: zmq.Context | None = None,
+        notice: Callable[[str], None] | None = None, notice_every_s: float = NOTICE_EVERY_S,
     ) -> None:
         self.connect = connect
         self.factory = load_factory(processor_factory) if isinstance(processor_factory, str) \
@@ -101,6 +106,9 @@ class Worker:
         self.connect_timeout_s = connect_timeout_s
         self.max_batch = max_batch
         self.max_consecutive_failures = max_consecutive_failures
+        #: Where lines for the operator go (waiting for a Producer, reconnecting).
+        self.notice = notice or logger.warning
+        self.notice_every_s = notice_every_s
         self.exit_code: WorkerExit | None = None
         self.error: str | None = None
         self.worker_id: str | None = None
@@ -163,7 +171,7 @@ class Worker:
     def _fail(self, code: WorkerExit, message: str) -> None:
         if self.exit_code is None:
             self.exit_code, self.error = code, message
-            logger.error("worker stops: %s", message)
+            logger.info("worker stops: %s", message)  # the CLI prints it, once
         self.stop(drain=False)
 
     def _guard(self, target: Any) -> Any:
@@ -183,6 +191,8 @@ class Worker:
         link = self._link = ProducerLink(self._ctx, self.connect, self.client_keys,
                                          self.request_timeout_s)
         started, registered_once, registered, last_sent = time.monotonic(), False, False, 0.0
+        waiting_since: float | None = None  # since when no Producer answered
+        told = 0.0
         try:
             while not self._stop_requesting.is_set():
                 if not registered:
@@ -199,17 +209,33 @@ class Worker:
                 msg["stats"] = {"processed": self.processed, "busy_s": round(self.busy_s, 3)}
                 last_sent = time.monotonic()
                 reply = link.request(msg, self._stop_requesting)
+                now = time.monotonic()
                 if reply is None:
+                    if link.handshake_error is not None:
+                        raise SecurityError(link.handshake_error)
+                    if registered:
+                        self.notice(f"lost the Producer at {self.connect}; reconnecting")
                     registered = False
-                    if link.auth_failures and not registered_once:
-                        raise SecurityError("the Producer refused this worker's CURVE key")
+                    if waiting_since is None:
+                        waiting_since = told = now
                     if (not registered_once and self.connect_timeout_s is not None
-                            and time.monotonic() - started > self.connect_timeout_s):
+                            and now - started > self.connect_timeout_s):
                         self._fail(WorkerExit.CANNOT_CONNECT,
-                                   f"no Producer answered at {self.connect}")
+                                   f"no Producer answered at {self.connect} within "
+                                   f"{self.connect_timeout_s:g} s")
+                    elif now - told >= self.notice_every_s:
+                        told = now
+                        self.notice(f"no Producer has answered at {self.connect} for "
+                                    f"{now - waiting_since:.0f} s; still trying (is the engine "
+                                    "running, and is this its distributed.producer_bind as "
+                                    "seen from here?)")
                     self._stop_requesting.wait(0.1)  # the Producer is away: no busy retry
                     continue
                 registered = self._on_reply(reply, registered)
+                if registered and waiting_since is not None:
+                    if now - waiting_since >= self.notice_every_s:
+                        self.notice(f"the Producer at {self.connect} answers again")
+                    waiting_since = None
                 registered_once = registered_once or registered
         finally:
             link.close()
@@ -236,6 +262,9 @@ class Worker:
                 self._stop_requesting.set()
             elif kind == p.ERROR and info.get("reason") == p.REJECT_NOT_REGISTERED:
                 return False
+            elif kind == p.ERROR and info.get("reason") == p.REJECT_REVOKED:
+                raise SecurityError(f"the Producer at {self.connect} revoked this worker's key "
+                                    "('edgeapp keys revoke'); ask for a new one")
             elif kind == p.ERROR:
                 logger.warning("the Producer answered ERROR %s", info.get("reason"))
                 self._stop_requesting.wait(0.5)  # do not hammer a Producer that refuses us
@@ -320,7 +349,7 @@ class Worker:
         out = []
         for meta, det in zip(metas, results, strict=True):
             keep = {k: v for k, v in meta.items() if k not in ("dtype", "shape")}
-            out.append(({**keep, "grade": self.grade, "timings": timings},
+            out.append(({**keep, "type": p.COLLECT, "grade": self.grade, "timings": timings},
                         np.ascontiguousarray(det, dtype=np.float32)))
         self._put_out(out)
         return True

@@ -2,8 +2,10 @@
 
 Every request waits at most ``timeout_s`` for its reply. When none comes, the socket is closed
 with ``linger=0`` and a fresh one is opened (a REQ socket that lost its reply is stuck
-otherwise); the caller then registers again. A socket monitor watches the CURVE handshake so
-that a worker whose key the Producer refuses can say so instead of retrying forever.
+otherwise); the caller then registers again. A socket monitor watches every handshake, so a
+worker that cannot get in says why within a moment instead of retrying forever:
+``handshake_error`` names what failed and what to check (no keys against a CURVE Producer, keys
+against a plain one, a key the Producer refuses or revoked, the wrong ``server.key``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 _WATCHED = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH \
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+#: A CURVE hello the server cannot open (the wrong server key) only shows as handshakes that
+#: fail without detail, one per reconnect; this many in a row, and none succeeded, is that.
+NO_DETAIL_FAILURES = 3
 
 
 class ProducerLink:
@@ -35,8 +40,11 @@ class ProducerLink:
         self.timeout_s = timeout_s
         self.max_message_bytes = max_message_bytes
         self.reconnects = 0
-        self.auth_failures = 0
         self.handshakes = 0
+        #: Why the handshake failed on the current connection, with what to check; None while
+        #: nothing failed (or once one succeeded).
+        self.handshake_error: str | None = None
+        self._no_detail = 0
         self._sock: zmq.Socket | None = None
         self._monitor: zmq.Socket | None = None
         self._open()
@@ -57,9 +65,11 @@ class ProducerLink:
             if self._sock.poll(min(100, int(left * 1000) + 1), zmq.POLLIN):
                 return self._sock.recv_multipart(copy=False)
             self._read_monitor()
-            if self.auth_failures and not self.handshakes:
-                break  # refused before we ever got in: waiting longer will not help
+            if self.handshake_error is not None:
+                break  # it will fail the same way again: waiting longer will not help
+        error = self.handshake_error
         self.reset()
+        self.handshake_error = error  # what the caller needs to know, until one succeeds
         return None
 
     def reset(self) -> None:
@@ -75,18 +85,54 @@ class ProducerLink:
     def _open(self) -> None:
         self._sock = client_socket(self.context, zmq.REQ, self.address, self.client_keys,
                                    connect=False, maxmsgsize=self.max_message_bytes)
-        if self.client_keys is not None:  # watch the handshake before it can happen
-            self._monitor = self._sock.get_monitor_socket(_WATCHED)
+        self._monitor = self._sock.get_monitor_socket(_WATCHED)  # before it can happen
+        self.handshake_error, self._no_detail = None, 0
         self._sock.connect(self.address)
 
     def _read_monitor(self) -> None:
         while self._monitor is not None and self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)
-            if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            kind, value = event["event"], event["value"]
+            if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.handshakes += 1
-            elif event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-                self.auth_failures += 1
-                logger.warning("the Producer refused this worker's key (ZAP %s)", event["value"])
+                self.handshake_error, self._no_detail = None, 0
+            elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                self.handshake_error = (
+                    f"the Producer at {self.address} refused this worker's key (ZAP {value}): "
+                    "it is not authorised there, or was revoked; on the engine's machine run "
+                    "'edgeapp keys add-worker NAME' and start this worker with --keys "
+                    "pointing to the folder it prints")
+            elif kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+                self.handshake_error = self._protocol_error(value)
+            elif kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                self._no_detail += 1
+                if self._no_detail >= NO_DETAIL_FAILURES:
+                    self.handshake_error = self._no_detail_error()
+            if self.handshake_error is not None:
+                logger.debug("handshake failed: %s", self.handshake_error)
+
+    def _protocol_error(self, code: int) -> str:
+        if code == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH and self.client_keys is None:
+            return (f"the Producer at {self.address} requires CURVE keys and this worker has "
+                    "none: start it with --keys DIR, the folder 'edgeapp keys add-worker NAME' "
+                    "printed on the engine's machine")
+        if code == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+            return (f"this worker has CURVE keys (--keys) and the Producer at {self.address} "
+                    "uses no keys: start the worker without --keys, or turn keys on at the "
+                    "engine (distributed.keys_dir)")
+        return (f"the handshake with {self.address} failed (ZMTP protocol error {code:#x}): is "
+                "this the address of an edgeapp Producer (distributed.producer_bind)?")
+
+    def _no_detail_error(self) -> str:
+        if self.client_keys is not None:
+            return (f"the Producer at {self.address} did not complete the CURVE handshake: the "
+                    "server.key in this worker's --keys folder is most likely not that "
+                    "engine's key (copy the folder 'edgeapp keys add-worker NAME' printed there "
+                    "again), or that Producer uses no keys (start the worker without --keys)")
+        return (f"the Producer at {self.address} did not complete the handshake: it most likely "
+                "requires CURVE keys, and this worker has none: start it with --keys DIR, the "
+                "folder 'edgeapp keys add-worker NAME' printed on the engine's machine (or "
+                "check that this is the address of an edgeapp Producer)")
 
     def _close_socket(self) -> None:
         if self._monitor is not None and self._sock is not None:

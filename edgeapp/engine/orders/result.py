@@ -43,8 +43,10 @@ class OrderResult:
     are ``sum(min(expected[n], detected[n]))`` over item names and detected units include
     extras not in the inventory: 1.0 for a perfect order, 0.0 when nothing matches, and 0.0
     for ``unreadable`` / ``failed`` (nothing was verified). ``truth_verdict`` is the right
-    verdict when the camera knows it (the synthetic camera does); ``truth_correct`` says
-    whether ``status`` equals it — an unreadable or failed order is never correct.
+    verdict when the camera knows it (the synthetic camera, a recorded clip with its
+    ``.truth.json``); ``truth_correct`` says whether ``status`` equals it. An unreadable order
+    is a verdict, never a right one; a ``failed`` order got no verdict, so its
+    ``truth_correct`` is None: it is counted by its reason, not as right or wrong.
 
     Mapping fields are plain dicts so the result is JSON-friendly; treat them as read-only.
     """

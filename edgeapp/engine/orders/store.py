@@ -7,7 +7,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -184,8 +184,9 @@ class ResultsStore:
 
         ``by_status`` counts every status (zeros included); ``mean_accuracy`` and
         ``mean_latency_s`` are None when there is nothing to average. ``truth`` covers the
-        results whose right verdict is known: how many, how many our verdict matched,
-        that share as ``verdict_accuracy``, and ``confusion[truth_verdict][status]``.
+        verdicts whose right verdict is known (a failed order got none: README, "Verdict
+        accuracy"): how many, how many were right, that share as ``verdict_accuracy``, and
+        ``confusion[truth_verdict][status]`` (failed orders included).
         """
         with self._lock, self._guard("summarising results"):
             conn = self._connection()
@@ -206,8 +207,9 @@ class ResultsStore:
             ):
                 cell = confusion.setdefault(truth, {})
                 cell[status] = cell.get(status, 0) + n
-                known += n
-                correct += n if right else 0
+                if right is not None:  # a failed order got no verdict: neither right nor wrong
+                    known += n
+                    correct += n if right else 0
         return {
             "total": int(total),
             "by_status": by_status,
@@ -226,19 +228,7 @@ class ResultsStore:
 
     def export_csv(self, path: str | os.PathLike[str]) -> int:
         """Write every result, oldest first, as CSV (nested fields as JSON); returns the count."""
-        def write(f: Any) -> int:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-            writer.writeheader()
-            n = 0
-            for result in self._iter_all():
-                row = result.to_dict()
-                for key in _CSV_NESTED:
-                    row[key] = json.dumps(row[key], separators=(",", ":"))
-                writer.writerow({k: "" if row[k] is None else row[k] for k in CSV_FIELDS})
-                n += 1
-            return n
-
-        return _write_atomically(Path(path), write, newline="")
+        return write_csv(self._iter_all(), path)
 
     def export_json(self, path: str | os.PathLike[str]) -> int:
         """Write every result, oldest first, as a JSON array of dicts; returns the count."""
@@ -334,6 +324,24 @@ class ResultsStore:
             while batch := cursor.fetchmany(500):
                 for (text,) in batch:
                     yield OrderResult.from_dict(json.loads(text))
+
+
+def write_csv(results: Iterable[OrderResult], path: str | os.PathLike[str]) -> int:
+    """Write ``results`` as CSV, nested fields as JSON text (so the file parses back exactly);
+    returns the count. The store's export and the window's export write this one format."""
+    def write(f: Any) -> int:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        n = 0
+        for result in results:
+            row = result.to_dict()
+            for key in _CSV_NESTED:
+                row[key] = json.dumps(row[key], separators=(",", ":"))
+            writer.writerow({k: "" if row[k] is None else row[k] for k in CSV_FIELDS})
+            n += 1
+        return n
+
+    return _write_atomically(Path(path), write, newline="")
 
 
 def _write_atomically(path: Path, write: Any, newline: str | None = None) -> int:

@@ -45,7 +45,7 @@ class OrderSegment:
     frames: tuple[CandidateFrame, ...]
     frames_seen: int
     read_attempts: int
-    ended_by: str  # one of ENDED, or the reason it was cut short ("station stopped", ...)
+    ended_by: str  # one of ENDED, or why it was cut short ("camera offline: …", ...)
 
     @property
     def complete(self) -> bool:
@@ -66,7 +66,13 @@ class OrderTracker:
       overlaps it): the next order was put down before the counter looked clear that long;
     - each frame is matched against the scene seen so far (:func:`same_scene`): the frames
       of an order get ``still_s``, how long their scene lasted, so the selector can prefer a
-      settled bag to one with a hand moving over it.
+      settled bag to one with a hand moving over it;
+    - an order is judged only from a whole stream: when the camera goes away mid-order the
+      station calls :meth:`interrupt`; once frames come back the order carries on only if its
+      own ticket is seen again; a counter found clear, or another ticket, ends it cut short
+      with the interruption's reason. An order ended by :meth:`flush` leaves a ghost: its
+      remaining frames (the same ticket, or items without a ticket) open no new order until
+      the counter has been clear for ``clear_seconds`` or another ticket shows.
     Candidate frames are bounded: the ``max_candidates`` frames with the most items are kept
     (a busy frame where the detector sees only the ticket is one too: at low settings it
     misses items the VLM will see).
@@ -96,6 +102,10 @@ class OrderTracker:
         self._pre: deque[CandidateFrame] = deque(maxlen=max(pre_buffer_frames, start_frames))
         self.state = CounterState.IDLE
         self._run = 0
+        # While a flushed order's frames may still come: its ticket box (None: it showed none).
+        self._ghost = False
+        self._ghost_box: np.ndarray | None = None
+        self._ghost_clear_ts: float | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -111,11 +121,30 @@ class OrderTracker:
         self._runs: list[list[float]] = []  # [first, last] capture time of each scene
         self._ticket_box: np.ndarray | None = None  # where this order's ticket lies
         self._strangers = 0  # ticket frames in a row that showed only another ticket
+        # Why the camera went away mid-order and when (wall time); None while the stream is whole.
+        self._away: str | None = None
+        self._away_ts = 0.0
+        self._back = False  # a frame came after the gap
 
     @property
     def order_id(self) -> str | None:
         """The order id locked for the order on the counter, if read yet."""
         return self._order_id
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether the order on the counter lost its camera and has not been confirmed since."""
+        return self._away is not None
+
+    def interrupt(self, reason: str, ts: float) -> None:
+        """The camera left RUNNING at ``ts`` (wall time): hold the order on the counter.
+
+        Frames captured before ``ts`` (still coming back from the workers) count as usual;
+        after it, the order carries on once its own ticket shows again, and ends with
+        ``reason`` if the counter is found clear or another ticket takes its place first.
+        """
+        if self.state is CounterState.BUSY:
+            self._away, self._away_ts, self._back = reason, ts, False
 
     @property
     def start_ts(self) -> float | None:
@@ -128,6 +157,9 @@ class OrderTracker:
         """Take the next frame of the station; returns the finished order, if this ended one."""
         dets = detections[detections[:, 4] >= self._min_score] if len(detections) else detections
         present = len(dets) > 0
+        if self.state is CounterState.IDLE and self._ghost:
+            if self._haunted(capture_ts, dets, image.shape):
+                return None
         if self.state is CounterState.IDLE:
             if not present:
                 self._run = 0
@@ -140,12 +172,19 @@ class OrderTracker:
                 self._pre.clear()
             return None
         thumb = thumbnail(image)
+        if self._away is not None and capture_ts > self._away_ts and not self._back:
+            # The clear time counts from the first frame back: one frame that misses the
+            # bag does not end the order, after a gap as before it.
+            self._back, self._last_busy_ts = True, capture_ts
         if present:
             cand = CandidateFrame(seq, capture_ts, image, dets, thumb)
             if self._another_ticket(dets, image.shape):
-                segment = self._finish(capture_ts, "new ticket")
+                segment = self._finish(capture_ts, self._ended_by("new ticket", capture_ts))
                 self._begin([cand])
                 return segment
+            if self._away is not None and capture_ts > self._away_ts and \
+                    self._shows_own_ticket(dets, image.shape):
+                self._away = None  # the same order is still on the counter: carry on
             self._seen += 1
             self._watch(capture_ts, thumb)
             self._take(cand)
@@ -153,8 +192,49 @@ class OrderTracker:
         self._seen += 1
         self._watch(capture_ts, thumb)
         if capture_ts - self._last_busy_ts >= self._clear_s:
-            return self._finish(capture_ts, "clear")
+            return self._finish(capture_ts, self._ended_by("clear", capture_ts))
         return None
+
+    def _ended_by(self, how: str, capture_ts: float) -> str:
+        """``how``, unless the order was interrupted and this frame came after the gap: an
+        order whose end the camera did not see was not seen whole."""
+        if self._away is not None and capture_ts > self._away_ts:
+            return self._away
+        return how
+
+    def _tickets(self, dets: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """Ticket boxes of ``dets`` as fractions of the frame (the resolution may change)."""
+        assert self._ticket is not None
+        h, w = shape[:2]
+        return dets[dets[:, 5] == self._ticket][:, :4] / np.array([w, h, w, h], np.float32)
+
+    def _shows_own_ticket(self, dets: np.ndarray, shape: tuple[int, ...]) -> bool:
+        """Whether this frame shows the order's own ticket (any detection without tickets)."""
+        if self._ticket is None:
+            return True
+        tickets = self._tickets(dets, shape)
+        if not len(tickets):
+            return False
+        if self._ticket_box is None:
+            return True  # the order's ticket was never seen: the first one is its own
+        return bool(box_iou(self._ticket_box[None], tickets)[0].max() >= _SAME_TICKET_IOU)
+
+    def _haunted(self, capture_ts: float, dets: np.ndarray, shape: tuple[int, ...]) -> bool:
+        """While a flushed order's frames may still come: whether to ignore this frame."""
+        if not len(dets):
+            if self._ghost_clear_ts is None:
+                self._ghost_clear_ts = capture_ts
+            if capture_ts - self._ghost_clear_ts >= self._clear_s:
+                self._ghost = False  # the counter was cleared: what comes next is new
+            return True
+        self._ghost_clear_ts = None
+        box = self._ghost_box
+        if self._ticket is not None and box is not None:
+            tickets = self._tickets(dets, shape)
+            if len(tickets) and box_iou(box[None], tickets)[0].max() < _SAME_TICKET_IOU:
+                self._ghost = False  # another ticket: a new order
+                return False
+        return True
 
     def _begin(self, frames: list[CandidateFrame]) -> None:
         """A new order is on the counter; ``frames`` are its first."""
@@ -174,8 +254,7 @@ class OrderTracker:
         mine = dets[dets[:, 5] == self._ticket]
         if not len(mine):
             return False
-        h, w = shape[:2]
-        tickets = mine[:, :4] / np.array([w, h, w, h], np.float32)
+        tickets = self._tickets(dets, shape)
         if self._ticket_box is None:
             self._ticket_box = tickets[int(np.argmax(mine[:, 4]))]
             return False
@@ -231,7 +310,11 @@ class OrderTracker:
         return segment
 
     def flush(self, end_ts: float, reason: str) -> OrderSegment | None:
-        """End the order on the counter now (station stopping or failing), if there is one."""
+        """End the order on the counter now, cut short with ``reason`` (camera gone for too
+        long, station stopping), if there is one; its later frames open no new order."""
         if self.state is CounterState.IDLE:
             return None
-        return self._finish(end_ts, reason)
+        ghost = self._ticket_box
+        segment = self._finish(end_ts, reason)
+        self._ghost, self._ghost_box, self._ghost_clear_ts = True, ghost, None
+        return segment

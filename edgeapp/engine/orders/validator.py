@@ -44,7 +44,9 @@ def validate(
       Status is ``validated`` iff nothing is missing, extra or of the wrong quantity.
 
     Accuracy is defined on ``OrderResult``. ``truth_verdict`` (the camera's right verdict,
-    when known) gives ``truth_correct``.
+    when known) gives ``truth_correct`` for a verdict (validated, mismatch, unreadable); a
+    ``failed`` order got no verdict, so it is neither right nor wrong (``None``): the one rule
+    of verdict accuracy (README, "Verdict accuracy").
     """
     oid = "" if order_id is None else str(order_id)
     want: dict[str, int] = {}
@@ -92,7 +94,8 @@ def validate(
         evidence=tuple(evidence),
         reason=reason,
         truth_verdict=truth_verdict,
-        truth_correct=None if truth_verdict is None else status.value == truth_verdict,
+        truth_correct=(None if truth_verdict is None or status is OrderStatus.FAILED
+                       else status.value == truth_verdict),
     )
 
 

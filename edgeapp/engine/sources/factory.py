@@ -17,6 +17,19 @@ if TYPE_CHECKING:
 SPEC_HELP = "synthetic, a video file path, rtsp://…, rtsps://…, http(s)://… or usb:N"
 
 
+def file_path(spec: str) -> str | None:
+    """The video file ``spec`` names (``clip.mp4``, ``file:///…``), or None for any other
+    kind of source (synthetic, usb:N, a stream URL)."""
+    text = spec.strip()
+    if text.lower() == "synthetic" or text.lower().startswith("usb:"):
+        return None
+    if "://" in text:
+        if text.split("://", 1)[0].lower() != "file":
+            return None
+        text = text[len("file://"):]
+    return text or None
+
+
 def open_source(
     spec: str,
     *,

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from edgeapp.engine.sources.base import Source
-from edgeapp.errors import SourceError
+from edgeapp.errors import InputError, SourceError
+
+if TYPE_CHECKING:
+    from edgeapp.engine.sources.record import RecordedTruth
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +80,12 @@ def probe_video(path: str | Path) -> VideoInfo:
 
 
 class FileSource(CaptureSource):
-    """A video file played in real time at its own frame rate; ENDED at its end unless looped."""
+    """A video file played in real time at its own frame rate; ENDED at its end unless looped.
+
+    A clip ``edgeapp record`` wrote has its truth beside it (``clip.truth.json``): its frames
+    then carry their ``FrameTruth`` and ``scene`` holds the orders, as the synthetic camera's
+    do, so the station scores its verdicts against them.
+    """
 
     live = False
     finite = True
@@ -88,6 +97,8 @@ class FileSource(CaptureSource):
         self.path = Path(path)
         # Some containers carry no frame rate; play those at this one rather than not at all.
         self.fallback_fps = fallback_fps
+        self.scene: RecordedTruth | None = None
+        self._truth_read = False
 
     def describe(self) -> str:
         """The file's path."""
@@ -95,6 +106,9 @@ class FileSource(CaptureSource):
 
     def _open(self) -> tuple[float, int, int]:
         self._cap = _open_capture(self.path)
+        self._read_truth()
+        if self.scene is not None:
+            self.scene.restart()
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if not math.isfinite(fps) or not 0.0 < fps <= 1000.0:
             logger.warning("%s: no usable frame rate (%s); playing at %.1f fps",
@@ -102,3 +116,34 @@ class FileSource(CaptureSource):
             fps = self.fallback_fps
         return (fps, int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
                 int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+
+    def _read_truth(self) -> None:
+        """Once, on the source thread: the recorded truth beside the file, if it fits it."""
+        if self._truth_read:
+            return
+        self._truth_read = True
+        from edgeapp.engine.sources.record import load_recorded_truth
+
+        try:
+            truth = load_recorded_truth(self.path)
+        except InputError as exc:
+            logger.warning("%s: played without truth: %s", self.path, exc)
+            return
+        frames = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self._cap else 0
+        if truth is not None and frames and frames != len(truth.frames):
+            logger.warning("%s: played without truth: the truth has %d frames, the video %d",
+                           self.path, len(truth.frames), frames)
+            return
+        self.scene = truth
+
+    def _retrieve(self) -> tuple[np.ndarray | None, Any]:
+        image, _ = super()._retrieve()
+        return image, (self.scene.next() if self.scene is not None else None)
+
+    def _skip(self) -> None:
+        if self.scene is not None:
+            self.scene.next()  # the pacer skipped it, but the clip moved on a frame
+
+    def _scale_truth(self, truth: Any, sx: float, sy: float) -> Any:
+        scale = np.array([sx, sy, sx, sy], np.float32)
+        return dataclasses.replace(truth, boxes=truth.boxes * scale)

@@ -15,13 +15,20 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing.connection import wait
 
 import numpy as np
 
+from edgeapp.engine.api import (
+    CameraState,
+    EngineEvent,
+    LatestFrame,
+    Notification,
+    Severity,
+    StationState,
+    StationStateChanged,
+)
 from edgeapp.engine.distributed.collector import DetectionResult
-from edgeapp.engine.events import EngineEvent, Notification, StationStateChanged
 from edgeapp.engine.metrics import LatencyWindow, RateMeter
 from edgeapp.engine.orders.result import OrderResult, OrderStatus
 from edgeapp.engine.stations import messages as m
@@ -35,18 +42,6 @@ SubmitFrame = Callable[[str, int, np.ndarray, float], bool]
 AskVlm = Callable[[str, m.VlmAsk, list[np.ndarray], Callable[[m.VlmReply], object]], None]
 
 
-@dataclass(frozen=True)
-class LatestFrame:
-    """A station's newest frame (a copy) and the newest detections it has."""
-
-    station: str
-    seq: int
-    capture_ts: float
-    image: np.ndarray
-    detections: np.ndarray | None
-    detections_seq: int | None
-
-
 class StationLink:
     """What the engine knows about one station process."""
 
@@ -55,7 +50,8 @@ class StationLink:
         self.name = proc.name
         self.lock = threading.Lock()  # rings: replaced by the hub, read by latest_frame
         self.rings: dict[str, FrameRing] = {}
-        self.state, self.reason = "starting", "process starting"
+        self.state, self.reason = StationState.STARTING, "process starting"
+        self.camera: CameraState | None = None
         self.busy = False
         self.order_id: str | None = None
         self.order_started: float | None = None
@@ -67,8 +63,11 @@ class StationLink:
         self.frame_latency = LatencyWindow()
         self.latest: tuple[int, np.ndarray] | None = None
         self.frames_lost = 0  # slots overwritten before the engine could copy them
+        self.frames_refused = 0  # the Producer's queue was full
+        self.frames_processed = 0  # detections came back
         self.stopping = False
         self.ended = False
+        self.restarts = 0
 
     def take_stats(self, stats: m.StationStats) -> None:
         now = time.monotonic()
@@ -136,13 +135,16 @@ class StationHub:
             return
         link.latest = (result.seq, result.detections)
         link.detected.add()
+        link.frames_processed += 1
         capture_ts = result.meta.get("capture_ts")
         if isinstance(capture_ts, float):
             link.frame_latency.add(result.meta.get("recv_ts", time.time()) - capture_ts)
         link.proc.post(m.Detections(result.seq, result.detections), droppable=True)
 
-    def latest_frame(self, station: str) -> LatestFrame | None:
-        """The newest frame of ``station`` with the newest detections (copies)."""
+    def latest_frame(self, station: str, unless_seq: int | None = None) -> LatestFrame | None:
+        """The newest frame of ``station`` with the newest detections (copies); None also
+        when that frame's seq is ``unless_seq`` (the caller has it: a display polls without
+        copying)."""
         with self._lock:
             link = self._links.get(station)
         if link is None:
@@ -152,6 +154,11 @@ class StationHub:
             if ring is None:
                 return None
             latest = link.latest
+            if unless_seq is not None:
+                shown = (latest[0] if latest is not None and ring.holds(latest[0])
+                         else ring.newest_seq())
+                if shown == unless_seq:
+                    return None
             frame = ring.find(latest[0]) if latest is not None else None
             frame = frame or ring.newest()
         if frame is None:
@@ -164,6 +171,7 @@ class StationHub:
         deadline = time.monotonic() + timeout
         for link in self.running():
             link.stopping = True
+            self._set_state(link, StationState.DRAINING, "stopping")
             # The station's own drain ends a little before ours, so its results still come.
             link.proc.stop(finish_orders, max(0.0, timeout - 1.5))
         self._wait_ended(deadline)
@@ -203,7 +211,7 @@ class StationHub:
                 self._serve()
             except Exception as exc:  # the hub must keep serving the other stations
                 logger.exception("engine hub failed")
-                self._publish(Notification("error", f"station hub: {exc!r}"))
+                self._publish(Notification(Severity.ERROR, f"station hub: {exc!r}", "stations"))
                 self._stop.wait(0.2)
         for link in self.links():
             if not link.ended:
@@ -225,7 +233,7 @@ class StationHub:
                     self._reap(by_sentinel[ready])  # type: ignore[index]
             except Exception as exc:  # one bad message must not end the hub
                 logger.exception("engine hub failed on a station message")
-                self._publish(Notification("error", f"station hub: {exc!r}"))
+                self._publish(Notification(Severity.ERROR, f"station hub: {exc!r}", "stations"))
 
     def _read(self, link: StationLink) -> None:
         try:
@@ -241,8 +249,8 @@ class StationHub:
                 frame = ring.read(message.slot, message.seq) if ring is not None else None
             if frame is None:
                 link.frames_lost += 1
-            else:
-                self._submit(link.name, message.seq, frame.image, message.capture_ts)
+            elif not self._submit(link.name, message.seq, frame.image, message.capture_ts):
+                link.frames_refused += 1
         elif isinstance(message, m.VlmAsk):
             self._forward_ask(link, message)
         elif isinstance(message, m.ResultReady):
@@ -254,7 +262,7 @@ class StationHub:
         elif isinstance(message, m.StationStats):
             link.take_stats(message)
         elif isinstance(message, m.SourceStateChanged):
-            self._set_state(link, message.state, message.reason)
+            self._set_camera(link, CameraState(message.state), message.reason)
         elif isinstance(message, m.RingOpened):
             ring = FrameRing.attach(message.spec)
             with link.lock:
@@ -264,7 +272,8 @@ class StationHub:
                 old.close()
                 old.unlink()
         elif isinstance(message, m.StationNotice):
-            self._publish(Notification(message.severity, message.text))
+            self._publish(Notification(Severity[message.severity.upper()], message.text,
+                                       link.name))
 
     def _forward_ask(self, link: StationLink, ask: m.VlmAsk) -> None:
         link.asks[ask.request_id] = ask.order_id
@@ -287,14 +296,28 @@ class StationHub:
                       if o is not link and o.busy and o.order_id == new_id]
             if others:
                 self._publish(Notification(
-                    "warning", f"order {new_id} is on the counter at {link.name} and at "
-                               f"{', '.join(others)}: both are checked, check the tickets"))
+                    Severity.WARNING, f"order {new_id} is on the counter at {link.name} and at "
+                                      f"{', '.join(others)}: both are checked, check the "
+                                      "tickets", link.name))
         link.order_id = new_id
 
-    def _set_state(self, link: StationLink, new: str, reason: str) -> None:
-        old, link.state, link.reason = link.state, new, reason
-        if old != new:
-            self._publish(StationStateChanged(link.name, old, new, reason))
+    def _set_state(self, link: StationLink, new: StationState, reason: str) -> None:
+        """Move ``link`` to lifecycle state ``new`` (an allowed transition) and say so."""
+        old = link.state
+        if old is new:
+            return
+        link.state, link.reason = old.check(new), reason
+        self._publish(StationStateChanged(link.name, old, new, link.camera, reason))
+
+    def _set_camera(self, link: StationLink, camera: CameraState, reason: str) -> None:
+        """The camera reported ``camera`` (a starting station now runs); say so."""
+        if camera is link.camera:
+            return
+        old = link.state
+        link.camera, link.reason = camera, reason
+        if old is StationState.STARTING:
+            link.state = old.check(StationState.RUNNING)
+        self._publish(StationStateChanged(link.name, old, link.state, camera, reason))
 
     def _reap(self, link: StationLink) -> None:
         """The process ended: read what it said last, then account for what it left."""
@@ -311,9 +334,10 @@ class StationHub:
         crashed = code != 0 or not link.stopping
         reason = _exit_reason(code) if crashed else "stopped"
         if crashed:
-            self._publish(Notification("error", f"station {link.name} {reason}"))
+            self._publish(Notification(Severity.ERROR, f"station {link.name} {reason}",
+                                       link.name))
             self._fail_in_flight(link, reason)
-        self._set_state(link, "crashed" if crashed else "stopped", reason)
+        self._set_state(link, StationState.CRASHED if crashed else StationState.STOPPED, reason)
         with self._lock:
             link.ended = True
         with link.lock:

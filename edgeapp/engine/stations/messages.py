@@ -84,10 +84,12 @@ class StationStats:
 
 @dataclass(frozen=True)
 class StationNotice:
-    """Something the operator should know (``info`` / ``warning`` / ``error``)."""
+    """Something the operator should know (``info`` / ``warning`` / ``error``), said by
+    ``part`` (the station's name; empty: the station's text names itself)."""
 
     severity: str
     text: str
+    part: str = ""
 
 
 # ── engine → station ─────────────────────────────────────────────────────────────────────

@@ -2,8 +2,9 @@
 
 Runs on the station's main loop. An order with a known id sends ONE ``VlmAsk`` (its selected
 frames in the order ring) and waits for the ``VlmReply``; an order whose id could not be read
-is judged ``unreadable`` at once (its frames are still saved). Every order that ended — by
-the counter clearing or by the station stopping — leaves exactly one ``OrderResult``.
+is judged ``unreadable`` at once (its frames are still saved). An order the station did not
+see whole (its camera went away, its file ended, the station stopped) is ``failed`` with that
+reason. Every order that ended leaves exactly one ``OrderResult``.
 """
 
 from __future__ import annotations
@@ -90,8 +91,8 @@ class OrderFlow:
         token = uuid.uuid4().hex[:12]
         if expected is None or not frames or not segment.complete:
             reason = None
-            if expected is not None and not segment.complete:
-                reason = f"order cut short: {segment.ended_by}"
+            if not segment.complete:
+                reason = segment.ended_by  # "camera offline: …", "source ended", …
             elif expected is not None:
                 reason = "no frame of the order showed items"
             evidence = self._save_evidence(segment, frames, token)
@@ -193,12 +194,15 @@ class OrderFlow:
         if unknown:
             note = "the VLM also named: " + ", ".join(unknown)
             reason = f"{reason}; {note}" if reason else note
-        # An order the station did not see end has no truth to be judged against.
+        # An order the station did not see whole gets no verdict, whatever its id: it fails
+        # with the reason, and has no truth to be judged against.
         truth_verdict = None if truth is None or cut_short else truth[1]
+        if cut_short:
+            expected = expected or {}
         result = validate(oid, expected, detected, self.catalog, station_id=self.settings.name,
                           num_frames=len(frames), evidence=evidence, reason=reason,
                           truth_verdict=truth_verdict)
-        if truth is not None and truth_verdict is not None and oid != truth[0]:
+        if truth is not None and result.truth_correct is not None and oid != truth[0]:
             # The right verdict for the wrong order is still a wrong verdict.
             note = f"the camera showed order {truth[0]}"
             result = dataclasses.replace(result, truth_correct=False, reason=(

@@ -1,7 +1,10 @@
 """A station as a child process (spawn), and the engine's handle on it.
 
 The child ignores SIGINT (Ctrl+C belongs to the engine, which stops its stations in order);
-the first SIGTERM stops it gracefully, a second one ends it at once. The handle sends the
+the first SIGTERM stops it gracefully, a second one ends it at once. Its stdout and stderr —
+FFmpeg's and OpenCV's messages about a camera included, which C code writes straight to the
+file descriptors — go to ``<data_dir>/logs/station-<name>.log``, never into the terminal's
+status line: what the operator must know comes as a ``StationNotice``. The handle sends the
 engine's messages from its own thread through a bounded outbox, so a station that stalls can
 never block the Collector or the VLM batcher that produce those messages.
 """
@@ -13,6 +16,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
 from multiprocessing.connection import Connection
 from typing import Any
@@ -31,7 +35,10 @@ def station_main(settings: StationSettings, conn: Connection) -> None:
     from edgeapp.engine.stations.station import Station
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    log_problem = _log_to_file(settings)
     station = Station(settings, conn)
+    if log_problem:
+        station.send(StationNotice("warning", log_problem, settings.name))
     terminating = threading.Event()
 
     def on_term(_signum: int, _frame: Any) -> None:
@@ -44,10 +51,33 @@ def station_main(settings: StationSettings, conn: Connection) -> None:
     try:
         station.run()
     except BaseException as exc:
-        station.send(StationNotice("error", f"station {settings.name} crashed: {exc!r}"))
+        station.send(StationNotice("error", f"station {settings.name} crashed: {exc!r}",
+                                   settings.name))
         raise
     finally:
         conn.close()
+
+
+def _log_to_file(settings: StationSettings) -> str | None:
+    """Point this process's stdout, stderr and logging at the station's log file; the
+    problem, in words, if that cannot be done (the output then stays where it was)."""
+    from edgeapp.paths import logs_dir
+
+    path = logs_dir(settings.data_dir) / f"station-{settings.name}.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as exc:
+        return f"station log {path} cannot be written ({exc}); its messages go to stderr"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
+                        format=f"%(asctime)s %(levelname)s {settings.name} %(name)s: "
+                               "%(message)s")
+    return None
 
 
 class StationProcess:

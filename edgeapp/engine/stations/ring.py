@@ -117,6 +117,15 @@ class FrameRing:
                 return frame
         return None
 
+    def newest_seq(self) -> int | None:
+        """The sequence number of the most recently written frame (no copy), if any."""
+        seq = int(self._headers["seq"].max())
+        return None if seq < 0 else seq
+
+    def holds(self, seq: int) -> bool:
+        """Whether a slot holds frame ``seq`` now (no copy)."""
+        return bool((self._headers["seq"] == seq).any())
+
     def find(self, seq: int) -> SlotFrame | None:
         """A copy of frame ``seq`` if a slot still holds it."""
         hits = np.flatnonzero(self._headers["seq"] == seq)

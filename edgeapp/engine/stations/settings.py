@@ -27,6 +27,7 @@ class StationSettings:
     fps_level: float = 1.0  # pacer target as a fraction of the camera's FPS
     scale: float = 1.0  # frame size as a fraction of the camera's
     clear_seconds: float = 1.0
+    camera_hold_s: float = 10.0  # an open order waits this long for its camera to come back
     pre_buffer_frames: int = 8
     top_k_frames: int = 2
     vlm_timeout_s: float = 10.0
@@ -46,6 +47,7 @@ class StationSettings:
             width=station.width, height=station.height, seed=station.seed,
             wrong_order_rate=station.wrong_order_rate, fps_level=fps_level, scale=scale,
             clear_seconds=config.orders.clear_seconds,
+            camera_hold_s=config.orders.camera_hold_s,
             pre_buffer_frames=config.orders.pre_buffer_frames,
             top_k_frames=config.vlm.top_k_frames, vlm_timeout_s=config.vlm.timeout_s,
         )

@@ -30,6 +30,7 @@ from edgeapp.engine.stations.messages import (
     RingOpened,
     SetParameters,
     SourceStateChanged,
+    StationNotice,
     StationStats,
     Stop,
     VlmReply,
@@ -41,6 +42,10 @@ from edgeapp.engine.stations.settings import StationSettings
 logger = logging.getLogger(__name__)
 
 _POLL_S = 0.1  # how often the loop looks at its stop flag and timers when no message comes
+# After a file ends, the detections of its last frames may still be on their way (the workers'
+# in-flight window holds a frame up to ~0.5 s): the order on the counter waits this long for
+# them, in case they show it ending, then fails as "source ended".
+_END_GRACE_S = 1.0
 # Frames of truth kept to find which order a segment was (a few orders' worth at 30 fps).
 _TRUTH_FRAMES = 2048
 
@@ -67,6 +72,11 @@ class Station:
         self.frames_detected = 0
         self.frames_missed = 0
         self._source: Any = None
+        # The camera's state, why, and since when (monotonic, wall): set on the source thread,
+        # read by the loop, which holds or fails the order on the counter while it is away.
+        self._camera: tuple[SourceState, str, float, float] = (
+            SourceState.CONNECTING, "not started", time.monotonic(), time.time())
+        self._told: tuple[bool, str | None] = (False, None)  # the last OrderUpdate sent
 
     def stop(self, finish_order: bool = False, deadline_s: float = 0.0) -> None:
         """Ask the loop to end (from any thread or a signal handler)."""
@@ -109,9 +119,7 @@ class Station:
         finally:
             source.stop()
             source.join(5.0)
-            segment = tracker.flush(time.time(), "station stopped")
-            if segment is not None:
-                flow.finish(segment, time.time())
+            self._cut_short(tracker, flow, "station stopped")
             flow.abandon("station stopped before the VLM answered")
             self._send_stats()
             flow.close()
@@ -120,9 +128,9 @@ class Station:
 
     def _loop(self, tracker: OrderTracker, flow: OrderFlow) -> None:
         next_stats = time.monotonic() + self.settings.stats_interval_s
-        last: tuple[bool, str | None] = (False, None)
         while True:
             now = time.monotonic()
+            self._watch_camera(tracker, flow, now)
             if self._stop.is_set():
                 idle = tracker.state is CounterState.IDLE
                 if not self._finish_order or now >= self._drain_deadline:
@@ -150,10 +158,7 @@ class Station:
                     # Asked (or judged) before "idle" is told: a crash in between leaves the
                     # engine an order it still counts as in flight, never none.
                     flow.finish(segment, time.time())
-                state = (tracker.state is CounterState.BUSY, tracker.order_id)
-                if state != last:
-                    self.send(OrderUpdate(state[0], state[1], tracker.start_ts))
-                    last = state
+                self._tell_order(tracker)
             elif isinstance(message, VlmReply):
                 flow.answer(message)
             elif isinstance(message, SetParameters):
@@ -163,18 +168,61 @@ class Station:
             elif isinstance(message, Stop):
                 self.stop(message.finish_order, message.deadline_s)
 
+    def _tell_order(self, tracker: OrderTracker) -> None:
+        """Tell the engine what is on the counter, when that changed."""
+        state = (tracker.state is CounterState.BUSY, tracker.order_id)
+        if state != self._told:
+            self.send(OrderUpdate(state[0], state[1], tracker.start_ts))
+            self._told = state
+
+    def _cut_short(self, tracker: OrderTracker, flow: OrderFlow, reason: str) -> None:
+        """End the order on the counter now as ``failed`` with ``reason``, if there is one."""
+        segment = tracker.flush(time.time(), reason)
+        if segment is not None:
+            flow.finish(segment, time.time())
+            self._tell_order(tracker)
+
+    def _watch_camera(self, tracker: OrderTracker, flow: OrderFlow, now: float) -> None:
+        """An order is judged only from a whole stream: hold the order on the counter while
+        its camera is away, fail it when the camera stays away past the bound, gives up
+        (OFFLINE) or its file ends (ENDED)."""
+        state, reason, since, since_wall = self._camera
+        if tracker.state is not CounterState.BUSY or state in (SourceState.RUNNING,
+                                                               SourceState.CONNECTING):
+            return
+        if state is SourceState.ENDED:
+            if self._camera_closed:
+                return  # we closed it: the drain decides about the order
+            with self._held_lock:
+                in_flight = bool(self._held)
+            if in_flight and now - since < _END_GRACE_S:
+                return
+            self._cut_short(tracker, flow, "source ended")
+            return
+        why = f"camera offline: {reason}"
+        tracker.interrupt(why, since_wall)
+        if state is SourceState.RECONNECTING and now - since < self.settings.camera_hold_s:
+            return  # it may come back with the same order on the counter
+        self._cut_short(tracker, flow, why)
+
     def _target_fps(self, camera_fps: float | None) -> float | None:
         """The pacer's target for the FPS level (None: every frame of the camera)."""
         if self._fps_level >= 1.0:
             return None
         return self._fps_level * (camera_fps or self.settings.fps)
 
-    def _on_state(self, _old: SourceState, new: SourceState, reason: str) -> None:
-        """On the source thread: tell the engine; once running, the camera's real FPS is
-        known, so the level becomes a target of that rate (a file may differ from config)."""
+    def _on_state(self, old: SourceState, new: SourceState, reason: str) -> None:
+        """On the source thread: note it for the loop and tell the engine; once running, the
+        camera's real FPS is known, so the level becomes a target of that rate (a file may
+        differ from config)."""
+        self._camera = (new, reason, time.monotonic(), time.time())
         if new is SourceState.RUNNING:
             self._source.set_target(fps=self._target_fps(self._source.source_fps))
         self.send(SourceStateChanged(new.value, reason))
+        notice = camera_notice(self._source.describe(), old, new, reason,
+                               self._camera_closed or self._stop.is_set())
+        if notice is not None:
+            self.send(StationNotice(notice[0], notice[1], self.settings.name))
 
     def _detected(self, tracker: OrderTracker, message: Detections) -> OrderSegment | None:
         with self._held_lock:
@@ -235,3 +283,20 @@ class Station:
             last_capture_ts=source.last_frame_ts,
             truth_orders=None if scene is None else len(scene.finished_orders()),
             fps=source.pacer.fps, scale=source.pacer.scale))
+
+
+def camera_notice(source: str, old: SourceState, new: SourceState, reason: str,
+                  stopping: bool) -> tuple[str, str] | None:
+    """(severity, text) telling the operator what happened to the camera, or None."""
+    if stopping:
+        return None  # the station closes its own camera: nothing went wrong
+    where = reason if source in reason else f"{source}: {reason}"
+    if new is SourceState.OFFLINE:
+        return "error", f"camera offline: {where}"
+    if new is SourceState.RECONNECTING:
+        return "warning", f"camera lost, reconnecting: {where}"
+    if new is SourceState.RUNNING and old is SourceState.RECONNECTING:
+        return "info", f"camera back: {source}"
+    if new is SourceState.ENDED:
+        return "info", f"source ended: {where}"
+    return None

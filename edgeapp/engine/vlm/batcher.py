@@ -10,6 +10,10 @@ Threads (all daemons, all named ``vlm-*``):
 - ``vlm-deadlines`` answers ``"timeout"`` at a request's deadline whether it is still queued
   or its backend call hangs; a late backend answer for it is dropped.
 
+With ``publish``, every delivered answer also goes to :class:`VlmHealth`, which tells the
+operator once when the VLM stops answering (unreachable, garbage, timing out) and once when it
+is back — not once per order.
+
 Every accepted request gets exactly one answer (the registry of pending requests decides who
 delivers). A full queue is refused at once with ``BackpressureError`` rather than a ``False``
 return: a station that ignored a ``False`` would wait for a callback that never comes, and an
@@ -27,7 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from edgeapp.engine.api import Notification
 from edgeapp.engine.vlm.backend import Backend
+from edgeapp.engine.vlm.health import VlmHealth
 from edgeapp.engine.vlm.request import STOPPED, TIMEOUT, VlmAnswer, VlmRequest
 from edgeapp.errors import BackpressureError, BatcherStoppedError, ConfigError, InputError
 
@@ -122,6 +128,7 @@ class VlmBatcher:
         max_in_flight: int = 4,
         queue_size: int = 64,
         default_timeout_s: float = 10.0,
+        publish: Callable[[Notification], None] | None = None,
     ) -> None:
         for key, value, low in (
             ("batch_window_ms", batch_window_ms, 0),
@@ -139,6 +146,7 @@ class VlmBatcher:
         self.max_in_flight = int(max_in_flight)
         self.queue_size = int(queue_size)
         self.default_timeout_s = float(default_timeout_s)
+        self.health = None if publish is None else VlmHealth(publish, self.default_timeout_s)
 
         self._lock = threading.Lock()
         self._deadline_changed = threading.Condition(self._lock)
@@ -462,6 +470,8 @@ class VlmBatcher:
             queued_s=(entry.dispatched if entry.dispatched is not None else now)
             - entry.submitted,
         )
+        if self.health is not None:
+            self.health.observe(answer)
         if entry.callback is not None:
             try:
                 entry.callback(answer)
