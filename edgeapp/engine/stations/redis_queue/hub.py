@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 GROUP = CONSUMER = "engine"
 _COUNT = 128
 _BLOCK_MS = 100
-_CLAIM_EVERY_S = 5.0
 _ANSWERED_TTL_S = 86_400
 _HELD_PER_STATION = 1024  # entries for a station whose channel does not exist yet
 _PREVIEW_EVERY_S = 0.25
@@ -58,7 +57,7 @@ class RedisHub:
 
     def __init__(self, target: RedisTarget, *, publish: Callable[[EngineEvent], None],
                  on_station: NewStation, stream_maxlen: int, silent_after_s: float,
-                 claim_idle_s: float = 30.0) -> None:
+                 claim_idle_s: float = 30.0, tidy_every_s: float = 5.0) -> None:
         self.target = target
         self.keys = target.keys()
         self._publish = publish
@@ -66,6 +65,7 @@ class RedisHub:
         self._maxlen = stream_maxlen
         self._silent_ms = silent_after_s * 1000.0
         self._claim_idle_ms = int(claim_idle_s * 1000)
+        self._tidy_every_s = tidy_every_s
         self._client: redis.Redis | None = None
         self._lock = threading.Lock()
         self._channels: dict[str, RedisChannel] = {}
@@ -73,6 +73,7 @@ class RedisHub:
         self._last_ms: dict[str, float] = {}  # station -> server ms of its last entry
         self._announced: dict[str, float] = {}  # station -> when on_station was last called
         self._routed: set[bytes] = set()  # requests and verdicts handed on, not yet acked
+        self._asked: set[str] = set()  # ids of the requests handed on, not yet answered
         self._writes: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stop = threading.Event()
         self._down_since: float | None = None
@@ -171,8 +172,9 @@ class RedisHub:
                                   self.keys.results: ">"}, block=_BLOCK_MS)
                 now = time.monotonic()
                 if now >= next_claim:
-                    next_claim = now + _CLAIM_EVERY_S
+                    next_claim = now + self._tidy_every_s
                     self._claim()
+                    self._trim()
                     self._advertise()
                 if now >= next_preview:
                     next_preview = now + _PREVIEW_EVERY_S
@@ -237,6 +239,20 @@ class RedisHub:
                 if fields and self._entry(stream, entry_id, fields):
                     self._client.xack(stream, GROUP, entry_id)
 
+    def _trim(self) -> None:
+        """Drop what the engine has read and acknowledged (MAXLEN at XADD is only the hard
+        bound, for an engine that is away)."""
+        assert self._client is not None
+        for stream in (self.keys.up, self.keys.requests, self.keys.results):
+            pending = self._client.xpending(stream, GROUP)
+            if pending["pending"]:
+                keep_from = pending["min"]
+            else:
+                (group,) = [g for g in self._client.xinfo_groups(stream)
+                            if g["name"] in (GROUP, GROUP.encode())]
+                keep_from = group["last-delivered-id"]
+            self._client.xtrim(stream, minid=keep_from, approximate=False)
+
     def _entry(self, stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> bool:
         """Route one entry; True when it can be acknowledged at once."""
         try:
@@ -256,9 +272,15 @@ class RedisHub:
             if entry_id in self._routed:
                 return False  # handed on already (a claim or a re-read of our own)
         if isinstance(message, codec.Ask):
+            rid = message.ask.request_id
             assert self._client is not None
-            if self._client.exists(self.keys.answered(message.ask.request_id)):
+            with self._lock:
+                if rid in self._asked:
+                    return True  # the same request twice (a station's retried XADD)
+            if self._client.exists(self.keys.answered(rid)):
                 return True  # answered before this engine (or its last run) died
+            with self._lock:
+                self._asked.add(rid)
         with self._lock:
             self._routed.add(entry_id)
         self._route(station, message, (stream, entry_id))
@@ -374,6 +396,8 @@ class RedisHub:
             if ack is not None:
                 pipe.xack(ack[0], GROUP, ack[1])
             pipe.execute()
+            with self._lock:
+                self._asked.discard(reply.request_id)
             if ack is not None:
                 self._acked(ack)
 

@@ -96,15 +96,16 @@ class RedisTarget:
 
         try:
             client.ping()
-        except redis.AuthenticationError as exc:
-            raise ConfigError(f"Redis at {self.describe()} refused the login ({exc}): check "
-                              "redis.username and the password (redis.password or the "
-                              "variable named by redis.password_env)") from None
-        except redis.ResponseError as exc:
-            if "NOAUTH" in str(exc):
+        except (redis.AuthenticationError, redis.ResponseError) as exc:
+            login = isinstance(exc, redis.AuthenticationError) or "NOAUTH" in str(exc)
+            if login and self.password is None:
                 raise ConfigError(f"Redis at {self.describe()} needs a password: set "
                                   "redis.password or the variable named by "
                                   "redis.password_env") from None
+            if login:
+                raise ConfigError(f"Redis at {self.describe()} refused the login: check "
+                                  "redis.username and the password (redis.password or the "
+                                  "variable named by redis.password_env)") from None
             raise TransportError(f"Redis at {self.describe()}: {exc}") from None
         except redis.RedisError as exc:
             raise TransportError(f"cannot reach Redis at {self.describe()}: "
