@@ -83,6 +83,7 @@ class RedisStationConn:
         self._frames = FrameLink(name, self._detections, keys=keys)
         self._stop = threading.Event()
         self._closed = False
+        self._ready = False
         self._down_since: float | None = None
         self._down_lock = threading.Lock()
         self.detections_dropped = 0
@@ -95,6 +96,9 @@ class RedisStationConn:
         if spooled:
             logger.warning("station %s: sending %d messages an earlier run kept", self.name,
                            spooled)
+        # Our stream is set up before anything is said: what the engine answers to our
+        # first words must not be skipped as "an earlier process's".
+        self._ready = self._guard(lambda: self._make_group(self._keys.down(self.name), True))
         self._frames.start()
         self._tx.start()
         self._rx.start()
@@ -236,7 +240,8 @@ class RedisStationConn:
         import redis
 
         down = self._keys.down(self.name)
-        first, ready = True, False
+        ready = self._ready
+        first = not ready
         while not self._stop.is_set():
             if not ready:
                 ready = self._guard(lambda f=first: self._make_group(down, f))
