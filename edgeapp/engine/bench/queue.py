@@ -16,8 +16,9 @@ does up to the VLM batcher, which is left out (it is the same for both backends)
 Rounds alternate between the backends so that both see the same background load. Then
 ``redis_msgs_per_s``: status messages a station pushes through Redis to the engine, per
 second. The ``*_bare_*`` figures are the same round trips without frames: the queue alone
-(with frames, the Redis round trip includes encoding them as JPEG and decoding them). The Redis server is a private ``redis-server`` on a free loopback port unless
-``--redis URL`` names one.
+(with frames, the Redis round trip includes encoding them as JPEG and decoding them). The
+Redis server is a private ``redis-server`` on a free loopback port unless ``--redis URL``
+names one.
 """
 
 from __future__ import annotations
