@@ -16,7 +16,7 @@ from engine_helpers import engine_config, short_dir
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
-from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
 from edgeapp.engine.engine import Engine  # noqa: E402
 from edgeapp.ui.bridge import EngineBridge  # noqa: E402
@@ -24,6 +24,7 @@ from edgeapp.ui.panels import (  # noqa: E402
     PANELS,
     ControlPanel,
     HistoryPanel,
+    MetricsPanel,
     NotificationsPanel,
     OrdersPanel,
     SettingsPanel,
@@ -33,6 +34,9 @@ from edgeapp.ui.panels.order_detail import item_rows  # noqa: E402
 # Every order packed wrong, small frames: verdicts come quickly and most are mismatches.
 CAMERA = {"seed": 3, "wrong_order_rate": 1.0, "width": 640, "height": 360}
 VERDICT_TIMEOUT_MS = 120_000
+# The tests that need an engine of their own judge no order: the smallest frames, no waiting
+# for orders at stop.
+SPARE = [{"name": "counter", **CAMERA, "width": 320, "height": 180}]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +54,7 @@ def bridge(qapp):
         yield bridge
     finally:
         bridge.close()
-        engine.stop(timeout=20)
+        engine.stop(timeout=20, finish_orders=False)
 
 
 def _serving(status) -> bool:
@@ -317,7 +321,7 @@ def test_settings_check_a_config_by_key_and_apply_asks_for_a_restart(bridge, qtb
 
 def test_an_engine_error_shows_as_a_banner_and_in_the_log(qapp, qtbot):
     # Given the notifications panel over an engine of its own (its worker will be killed)
-    engine = Engine(engine_config(short_dir(), [{"name": "counter", **CAMERA}]))
+    engine = Engine(engine_config(short_dir(), SPARE))
     bridge = EngineBridge(engine)
     panel = _show(qtbot, NotificationsPanel(bridge))
     try:
@@ -343,4 +347,80 @@ def test_an_engine_error_shows_as_a_banner_and_in_the_log(qapp, qtbot):
         assert panel.table.rowCount() == len(errors)
     finally:
         bridge.close()
-        engine.stop(timeout=20)
+        engine.stop(timeout=20, finish_orders=False)
+
+
+@pytest.mark.skipif(not hasattr(Engine, "set_autoscaling"),
+                    reason="the engine has no autoscaler yet (issue 16)")
+def test_autoscaling_set_in_the_control_panel_shows_in_the_history(qapp, qtbot):
+    # Given an engine of its own (it will get a second station) with autoscaling off,
+    # the control panel and the history
+    engine = Engine(engine_config(short_dir(), SPARE))
+    bridge = EngineBridge(engine)
+    control = _show(qtbot, ControlPanel(bridge))
+    history = _show(qtbot, HistoryPanel(bridge))
+
+    def scaling_rows(panel):
+        return [tuple(panel.table.item(r, c).text() for c in (1, 2, 3, 4))
+                for r in range(panel.table.rowCount())
+                if panel.table.item(r, 1).text().startswith("Stations")]
+    try:
+        engine.start()
+        qtbot.waitUntil(lambda: _serving(engine.status()), timeout=60_000)
+        assert not control.autoscaling.isChecked()
+
+        # When the operator asks for at least two stations and switches autoscaling on
+        control.min_stations.setValue(2)
+        qtbot.mouseClick(control.autoscaling, Qt.MouseButton.LeftButton,
+                         pos=control.autoscaling.rect().topLeft() + QPoint(8, 8))
+
+        # Then the engine autoscales with those bounds and adds a station ...
+        qtbot.waitUntil(lambda: engine.status().control.autoscaling, timeout=30_000)
+        assert engine.status().control.min_stations == 2
+        qtbot.waitUntil(lambda: bool(scaling_rows(history)), timeout=30_000)
+
+        # ... and the history tells what, from → to, who and why, with the timeline at 2
+        what, change, by, reason = scaling_rows(history)[-1]
+        assert (what, change, by) == ("Stations: scale up", "1 → 2 (station-2)", "autoscaler")
+        assert "min_stations 2" in reason
+        qtbot.waitUntil(lambda: history.timeline.series["stations"].values[-1] == 2.0,
+                        timeout=60_000)
+
+        # When the window opens again, then the decision comes from the engine's kept history
+        again = _show(qtbot, HistoryPanel(bridge))
+        qtbot.waitUntil(lambda: scaling_rows(again)[-1:] == scaling_rows(history)[-1:],
+                        timeout=30_000)
+    finally:
+        bridge.close()
+        engine.stop(timeout=20, finish_orders=False)
+
+
+@pytest.mark.skipif(not hasattr(Engine, "metrics_history"),
+                    reason="the engine keeps no metrics history yet (issue 16)")
+def test_metrics_plot_the_engines_history_and_say_na_for_an_unmeasured_gpu(bridge, qtbot):
+    # Given the metrics panel over the running engine
+    panel = _show(qtbot, MetricsPanel(bridge))
+    qtbot.waitUntil(lambda: len(panel.ts) >= 2, timeout=30_000)
+    first = len(panel.ts)
+
+    # When more samples arrive
+    qtbot.waitUntil(lambda: len(panel.ts) > first, timeout=30_000)
+
+    # Then every curve holds one value per sample, the newest the engine's own
+    history = {p.ts: p for p in bridge.engine.metrics_history()}
+    newest = history[panel.ts[-1]]
+    plots = {plot.title: plot for plot in panel.plots}
+    for plot in panel.plots:
+        for line in plot.lines:
+            assert len(line.xData) == len(panel.ts), plot.title
+    cpu = plots["CPU and memory"].lines[0].yData[-1]
+    assert cpu == pytest.approx(newest.cpu_percent)
+    assert "CPU" in plots["CPU and memory"].widget.getPlotItem().titleLabel.text
+
+    # ... and a GPU that is not measured reads n/a, never 0
+    gpu = plots["GPU"]
+    if all(p.gpu_percent is None for p in history.values()):
+        assert gpu.na.isVisible()
+        assert gpu.widget.getPlotItem().titleLabel.text.endswith("GPU: n/a")
+    else:
+        assert not gpu.na.isVisible()

@@ -218,6 +218,23 @@ class ScalingConfig:
 
 
 @dataclass(frozen=True)
+class SupervisionConfig:
+    """How the engine restarts crashed stations and local workers, and drains removed ones."""
+
+    restart_backoff_max_s: float = setting(
+        30.0, "longest wait before restarting a crashed station or local worker (the wait "
+        "doubles from 1 s)", ge=1, le=3600)
+    max_crashes: int = setting(
+        5, "crashes within crash_window_s after which a station stays down (CRASHED) and a "
+        "local worker is not restarted", ge=1, le=1000)
+    crash_window_s: float = setting(300.0, "the window max_crashes counts in (seconds)",
+                                    gt=0, le=86_400)
+    drain_timeout_s: float = setting(
+        20.0, "how long a removed station may take to finish the order on its counter; after "
+        "it the order ends failed (station removed)", ge=0, le=3600)
+
+
+@dataclass(frozen=True)
 class RedisConfig:
     """Redis server for the redis queue backend (stations on other machines)."""
 
@@ -271,6 +288,7 @@ class Config:
     slo: SloConfig = section(SloConfig)
     controller: ControllerConfig = section(ControllerConfig)
     scaling: ScalingConfig = section(ScalingConfig)
+    supervision: SupervisionConfig = section(SupervisionConfig)
     queue_backend: Literal["multiprocessing", "redis"] = setting(
         "multiprocessing", "queue between stations and the engine")
     redis: RedisConfig = section(RedisConfig)

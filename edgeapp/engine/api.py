@@ -411,6 +411,17 @@ class ScalingDecision:
     metrics: dict[str, float | None]  # the figures that decided: cpu, gpu, order latency …
     station: str | None = None       # the station added or removed
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for the results store and ``--json``)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScalingDecision:
+        """The decision ``to_dict`` made."""
+        return cls(float(data["ts"]), int(data["old_count"]), int(data["new_count"]),
+                   ScalingAction(data["action"]), str(data["reason"]), SetBy(data["by"]),
+                   dict(data["metrics"]), data.get("station"))
+
 
 @dataclass(frozen=True)
 class Notification:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QWidget
 
@@ -23,15 +23,21 @@ from edgeapp.ui.tiles.labels import ClassNames
 
 logger = logging.getLogger(__name__)
 
-# Where each panel docks first (by class name); the operator's own layout wins once saved.
-# Panels not named here go to the right, tabbed with the others there.
-DOCK_AREAS = {
-    "OrdersPanel": Qt.DockWidgetArea.BottomDockWidgetArea,
-    "HistoryPanel": Qt.DockWidgetArea.BottomDockWidgetArea,
-    "MetricsPanel": Qt.DockWidgetArea.BottomDockWidgetArea,
-    "NotificationsPanel": Qt.DockWidgetArea.BottomDockWidgetArea,
+# Where each panel docks first, by class name: per area, groups split side by side (stacked in
+# the right column), the panels of a group tabbed. The operator's own layout wins once saved.
+# A panel not named here joins the last group of the right column.
+_R, _B = Qt.DockWidgetArea.RightDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea
+DEFAULT_LAYOUT: dict[Qt.DockWidgetArea, list[list[str]]] = {
+    _R: [["SloPanel"], ["ControlPanel", "WorkersPanel", "SettingsPanel"]],
+    _B: [["OrdersPanel"], ["NotificationsPanel", "HistoryPanel", "MetricsPanel"]],
 }
-_LAYOUT_VERSION = 1  # bump when the dock names change, so an old saved layout is not applied
+# Sizes in pixels: the right column's width and its groups' heights (the rest to the last);
+# the bottom row's height and its groups' widths.
+DEFAULT_SIZES: dict[Qt.DockWidgetArea, tuple[int, list[int]]] = {
+    _R: (480, [190, 600]),
+    _B: (280, [640, 500]),
+}
+_LAYOUT_VERSION = 2  # bump when the dock names change, so an old saved layout is not applied
 
 
 class MainWindow(QMainWindow):
@@ -46,6 +52,7 @@ class MainWindow(QMainWindow):
         self.panels: dict[str, QWidget] = {}
         self.settings = settings if settings is not None else QSettings()
         self._close_requests = 0
+        self._groups: dict[Qt.DockWidgetArea, list[QDockWidget]] = {}
         self.setObjectName("EdgeAppMainWindow")
         self.setWindowTitle(f"edgeapp — {title}")
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks
@@ -99,33 +106,66 @@ class MainWindow(QMainWindow):
         for tile in self.grid.tiles.values():
             tile.names = self.grid.class_names
         self.grid.engine = engine
-        for panel_class in PANELS:
-            self._add_panel(panel_class)
+        docks = [d for d in (self._make_dock(c) for c in PANELS) if d is not None]
+        self._arrange(docks)
         state = self.settings.value("window/state")
-        if state is not None:
-            self.restoreState(state, _LAYOUT_VERSION)
+        if state is None or not self.restoreState(state, _LAYOUT_VERSION):
+            QTimer.singleShot(0, self._size_default_layout)
         self.host.go()
 
-    def _add_panel(self, panel_class: type) -> None:
+    def _make_dock(self, panel_class: type) -> QDockWidget | None:
         name = panel_class.__name__
         try:
             panel = panel_class(self.bridge, self)
         except Exception:  # one broken panel must not take the window with it
             logger.exception("panel %s failed to build", name)
             self.statusBar().showMessage(f"the {name} panel failed to open (see the log)")
-            return
+            return None
         dock = QDockWidget(getattr(panel_class, "TITLE", name), self)
         dock.setObjectName(name)
         dock.setWidget(panel)
-        area = DOCK_AREAS.get(name, Qt.DockWidgetArea.RightDockWidgetArea)
-        same_area = [d for d in self.findChildren(QDockWidget)
-                     if d is not dock and self.dockWidgetArea(d) == area]
-        self.addDockWidget(area, dock)
-        if same_area:
-            self.tabifyDockWidget(same_area[0], dock)
-            same_area[0].raise_()
         self.view_menu.addAction(dock.toggleViewAction())
         self.panels[name] = panel
+        return dock
+
+    def _arrange(self, docks: list[QDockWidget]) -> None:
+        """The default layout (DEFAULT_LAYOUT): the tiles keep the most room."""
+        self.setCorner(Qt.Corner.BottomRightCorner, _R)
+        by_name = {d.objectName(): d for d in docks}
+        placed = {n for groups in DEFAULT_LAYOUT.values() for group in groups for n in group}
+        layout = {area: [list(g) for g in groups] for area, groups in DEFAULT_LAYOUT.items()}
+        layout[_R][-1] += [n for n in by_name if n not in placed]
+        for area, groups in layout.items():
+            orientation = (Qt.Orientation.Vertical if area == _R
+                           else Qt.Orientation.Horizontal)
+            previous: QDockWidget | None = None
+            firsts: list[QDockWidget] = []
+            for group in groups:
+                members = [by_name[n] for n in group if n in by_name]
+                if not members:
+                    continue
+                first = members[0]
+                if previous is None:
+                    self.addDockWidget(area, first)
+                else:
+                    self.splitDockWidget(previous, first, orientation)
+                for dock in members[1:]:
+                    self.tabifyDockWidget(first, dock)
+                first.raise_()
+                previous = first
+                firsts.append(first)
+            self._groups[area] = firsts
+
+    def _size_default_layout(self) -> None:
+        """DEFAULT_SIZES, once the docks are laid out (sizes given earlier are overruled)."""
+        for area, firsts in self._groups.items():
+            if not firsts:
+                continue
+            across = Qt.Orientation.Horizontal if area == _R else Qt.Orientation.Vertical
+            along = Qt.Orientation.Vertical if area == _R else Qt.Orientation.Horizontal
+            size, shares = DEFAULT_SIZES[area]
+            self.resizeDocks(firsts[:1], [size], across)
+            self.resizeDocks(firsts, shares[:len(firsts)], along)
 
     def _on_phase(self, phase: EnginePhase) -> None:
         self._phase.setText(f"engine {phase.label}")

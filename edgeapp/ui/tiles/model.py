@@ -21,6 +21,9 @@ from edgeapp.engine.api import CameraState, StationState
 STALE_AFTER_S = 2.0
 # A live frame older than this (the detector is behind) turns the health dot amber.
 BEHIND_AFTER_S = 1.0
+# Boxes of an earlier frame are drawn (dashed) only this close to the frame on screen: older
+# ones would sit beside the items they name.
+BOXES_LAG_S = 0.5
 # The last verdict stays this long, then fades out over VERDICT_FADE_S.
 VERDICT_HOLD_S = 8.0
 VERDICT_FADE_S = 4.0
@@ -134,6 +137,15 @@ class TileModel:
         if self.capture_ts is None:
             return None
         return max(0.0, (time.time() if now_wall is None else now_wall) - self.capture_ts)
+
+    def boxes_fit(self) -> bool:
+        """Whether the detections may be drawn on the frame on screen: its own, or an earlier
+        frame's within BOXES_LAG_S (at the station's frame rate)."""
+        lag = self.detections_lag
+        if lag is None or lag < 0:
+            return False
+        fps = self.status.fps_in if self.status is not None else None
+        return lag == 0 or (bool(fps) and lag / fps <= BOXES_LAG_S)
 
     def starved(self, now: float | None = None) -> bool:
         """No new frame for STALE_AFTER_S (or none yet)."""

@@ -117,12 +117,13 @@ class CameraTile(QWidget):
 
     def _draw_boxes(self, p: QPainter, target: QRectF) -> None:
         dets, image = self.model.detections, self.model.image
-        if dets is None or image is None or not len(dets):
+        if dets is None or image is None or not len(dets) or not self.model.boxes_fit():
             return
         sx, sy = target.width() / image.shape[1], target.height() / image.shape[0]
         font = self._font(0.045)
         p.setFont(font)
         fm = QFontMetrics(font)
+        top = QFontMetrics(self._font(0.06, bold=True)).height() + 8  # the title band
         # Boxes of an earlier frame (the detector is behind) are dashed: near, not exact.
         style = Qt.PenStyle.SolidLine if self.model.detections_lag == 0 else Qt.PenStyle.DashLine
         for x1, y1, x2, y2, score, cls in np.asarray(dets, dtype=np.float32).reshape(-1, 6):
@@ -133,7 +134,9 @@ class CameraTile(QWidget):
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawRect(box)
             text = f"{self.names.name(int(cls))} {score:.2f}"
-            label = QRectF(box.x(), max(target.y(), box.y() - fm.height()),
+            # Above the box; inside its top when the title band would cover it.
+            above = box.y() - fm.height()
+            label = QRectF(box.x(), above if above >= top else box.y(),
                            fm.horizontalAdvance(text) + 6, fm.height())
             p.fillRect(label, colour)
             p.setPen(look.BACKGROUND)
@@ -229,7 +232,8 @@ class CameraTile(QWidget):
                       f"latency p50 {_ms(st.frame_latency_p50_s)} · "
                       f"p95 {_ms(st.frame_latency_p95_s)}"]
         dets, lag = model.detections, model.detections_lag
-        behind = "" if not lag else f" ({lag} frames earlier)"
+        behind = ("" if not lag else f" ({lag} frames earlier)" if model.boxes_fit()
+                  else f" ({lag} frames earlier: not drawn)")
         lines.append(f"detections {len(dets) if dets is not None else '–'}{behind} · "
                      f"shown {self.frames_shown}")
         font = self._font(0.045)
