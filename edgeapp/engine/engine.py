@@ -19,7 +19,7 @@ import functools
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeapp.config import Config, StationConfig
 from edgeapp.engine.api import (
@@ -74,6 +74,9 @@ from edgeapp.engine.vlm.batcher import VlmBatcher
 from edgeapp.errors import EdgeAppError
 from edgeapp.paths import logs_dir
 
+if TYPE_CHECKING:
+    from edgeapp.engine.stations.redis_queue.backend import RedisBackend
+
 logger = logging.getLogger(__name__)
 
 _MONITOR_S = 0.5
@@ -116,9 +119,18 @@ class Engine:
         sv = config.supervision
         self._policy = RestartPolicy(backoff_max_s=sv.restart_backoff_max_s,
                                      max_crashes=sv.max_crashes, window_s=sv.crash_window_s)
+        # queue_backend: redis — stations (here or on other machines) talk through Redis.
+        self._redis: RedisBackend | None = None
+        channels: dict[str, Any] = {}
+        if config.queue_backend == "redis":
+            from edgeapp.engine.stations.redis_queue.backend import RedisBackend
+
+            self._redis = RedisBackend(config, publish=self._bus.publish, add_station=self._add,
+                                       known_result=self._stored)
+            channels["channel"] = self._redis.channel
         self._pool = StationPool(settings_for=self._station_settings, router=self._router,
                                  publish=self._bus.publish, policy=self._policy,
-                                 drain_s=sv.drain_timeout_s)
+                                 drain_s=sv.drain_timeout_s, **channels)
         self._latency = RecentLatency()
         self._autoscaler = Autoscaler(
             config.scaling, config.stations, active=self._pool.active, add=self._add,
@@ -180,6 +192,8 @@ class Engine:
             self._router.attach(self._producer, self._batcher)
             self._router.set_parameters(self._space.resolution_scale(self._applied),
                                         self._applied.grade)
+            if self._redis is not None:  # Redis reached (or a clear error) before any station
+                self._redis.start(self._router.submit_frame, keys and keys[0])
             self._pool.start(WorkerSupervisor(self._workers, self._policy, self._bus.publish))
             self._autoscaler.remember(
                 [ScalingDecision.from_dict(d) for d in self._store.scaling_history()])
@@ -221,6 +235,11 @@ class Engine:
         # 5. the backend, only after the batcher joined (its contract): no call is running.
         if self._backend is not None:
             self._backend.close()
+        # 5b. Redis: the batcher's last answers are written, then its reader, its writer and
+        #     the frame gateway end (stations on other machines keep what they report).
+        if self._redis is not None:
+            self._redis.stop()
+            self._redis.join(5.0)
         # 6. the Producer: END to every worker that asks, bounded; then the local workers,
         #    which are leaving on that END already (SIGTERM, then SIGKILL, for the rest).
         if self._producer is not None:
@@ -387,6 +406,11 @@ class Engine:
     def _add(self, station: StationConfig) -> None:
         self._pool.add(station)
         self._station_names.add(station.name)
+
+    def _stored(self, result_id: str) -> bool:
+        """Whether the results store has ``result_id`` (a verdict that came twice)."""
+        store = self._store
+        return store is not None and store.get(result_id) is not None
 
     def _station_settings(self, station: StationConfig) -> StationSettings:
         params = self._applied

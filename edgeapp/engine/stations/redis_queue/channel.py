@@ -168,11 +168,7 @@ class RedisChannel:
 
     def stop(self, finish_order: bool, deadline_s: float, reason: str) -> None:
         """Ask it to end (first finishing the order on its counter, if asked)."""
-        try:
-            stop = m.Stop(finish_order, deadline_s, reason)  # type: ignore[call-arg]
-        except TypeError:
-            stop = m.Stop(finish_order, deadline_s)
-        self._hub.control(self.name, stop)
+        self._hub.control(self.name, m.Stop(finish_order, deadline_s, reason))
 
     def terminate(self) -> None:
         """Local: SIGTERM. Remote: ask it to end now."""

@@ -147,7 +147,7 @@ def _parts(message: object) -> tuple[str, dict[str, Any], tuple[np.ndarray, ...]
         return "params", {"fps_level": message.fps_level, "scale": message.scale}, ()
     if isinstance(message, m.Stop):
         return "stop", {"finish_order": message.finish_order, "deadline_s": message.deadline_s,
-                        "reason": getattr(message, "reason", "station stopped")}, ()
+                        "reason": message.reason}, ()
     if isinstance(message, Resync):
         return "resync", {}, ()
     raise InputError(f"{type(message).__name__} does not travel through Redis")
@@ -200,10 +200,7 @@ def _build(kind: str, d: dict[str, Any], fields: dict[bytes, bytes]) -> object:
     if kind == "params":
         return m.SetParameters(float(d["fps_level"]), float(d["scale"]))
     if kind == "stop":
-        try:
-            return m.Stop(bool(d["finish_order"]), float(d["deadline_s"]), str(d["reason"]))
-        except TypeError:  # a Stop without a reason (older messages module)
-            return m.Stop(bool(d["finish_order"]), float(d["deadline_s"]))
+        return m.Stop(bool(d["finish_order"]), float(d["deadline_s"]), str(d["reason"]))
     if kind == "resync":
         return Resync()
     raise ValueError(f"unknown entry type {kind!r}")

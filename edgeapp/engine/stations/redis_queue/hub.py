@@ -74,6 +74,7 @@ class RedisHub:
         self._announced: dict[str, float] = {}  # station -> when on_station was last called
         self._routed: set[bytes] = set()  # requests and verdicts handed on, not yet acked
         self._asked: set[str] = set()  # ids of the requests handed on, not yet answered
+        self._byes: list[tuple[str, codec.Bye]] = []
         self._writes: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stop = threading.Event()
         self._down_since: float | None = None
@@ -228,6 +229,11 @@ class RedisHub:
             if acks:
                 self._client.xack(stream, GROUP, *acks)
                 acks = []
+        # A goodbye is handed on last: the verdicts a station sent before it, read in the
+        # same batch from another stream, must reach its channel before the pool reaps it.
+        byes, self._byes = self._byes, []
+        for station, bye in byes:
+            self._route(station, bye, None)
         return count
 
     def _claim(self) -> None:
@@ -265,8 +271,10 @@ class RedisHub:
         if stream == self.keys.up:
             if isinstance(message, codec.Heartbeat):
                 self._heartbeat(station, message, entry_id)
-                return True
-            self._route(station, message, None)
+            elif isinstance(message, codec.Bye):
+                self._byes.append((station, message))  # after the batch: see _read
+            else:
+                self._route(station, message, None)
             return True
         with self._lock:
             if entry_id in self._routed:
