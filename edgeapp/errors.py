@@ -83,6 +83,12 @@ class TransportError(EdgeAppError):
     exit_code = 12
 
 
+class NoDisplayError(EdgeAppError):
+    """There is no display to open the window on (use --headless there)."""
+
+    exit_code = 15
+
+
 class UsageError(EdgeAppError):
     """The command line is wrong: an unknown mode, option or argument."""
 

@@ -118,3 +118,63 @@ def test_aif_learns_which_settings_keep_the_slos() -> None:
     bad = [1.0 - likelihood[(0, *space.ranks(p))] for p in settings]
     third = len(bad) // 3
     assert np.mean(bad[-third:]) > 20 * np.mean(bad[:third]), bad  # 42x measured
+
+
+# ── acting only where it can help ────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("kind", ADAPTIVE)
+def test_no_frames_flowing_is_not_room_to_raise_into(kind: str) -> None:
+    # Given a controller at the lowest settings, every SLO quiet, but no frame coming back
+    # (the only camera is down): nothing is measured but the machine's idle CPU
+    lowest = ParameterSpace.from_config(StreamConfig()).lowest()
+    control = ElasticityController(SloConfig(), TOP, kind, initial=lowest)  # type: ignore[arg-type]
+    for _ in range(40):
+        control.step(MetricsSample(frame_latency_p95_ms=None, queue_size=0, fps=None,
+                                   utilisation=0.05, frames=0))
+    # Then it holds its parameters
+    assert control.parameters == lowest, f"{kind} raised with no frames flowing"
+    # And once frames flow with room to spare, it raises as before
+    for _ in range(40):
+        control.step(MetricsSample(frame_latency_p95_ms=50.0, queue_size=0, fps=5.0,
+                                   utilisation=0.05, frames=5))
+    assert control.parameters != lowest, f"{kind} never raised once frames flowed"
+
+
+@pytest.mark.parametrize("kind", ADAPTIVE)
+def test_a_stream_away_stops_raises_but_not_cuts(kind: str) -> None:
+    # Given one stream reconnecting while the others flow with room to spare
+    lowest = ParameterSpace.from_config(StreamConfig()).lowest()
+    control = ElasticityController(SloConfig(), TOP, kind, initial=lowest)  # type: ignore[arg-type]
+    for _ in range(40):
+        control.step(MetricsSample(frame_latency_p95_ms=50.0, fps=5.0, utilisation=0.05,
+                                   frames=5, streams_away=1))
+    # Then nothing is raised: its load will be back
+    assert control.parameters == lowest, f"{kind} raised into an absent stream's room"
+    # And an overload is still answered by stepping down
+    control = ElasticityController(SloConfig(), TOP, kind)  # type: ignore[arg-type]
+    for _ in range(20):
+        control.step(MetricsSample(frame_latency_p95_ms=5000.0, fps=5.0, frames=5,
+                                   streams_away=1))
+    assert control.parameters != control.space.highest()
+
+
+@pytest.mark.parametrize("kind", ADAPTIVE)
+def test_an_order_latency_the_vlm_causes_does_not_cut_the_streams(kind: str) -> None:
+    # Given the top settings, frames flowing fine, and verdicts 12 s late because the VLM
+    # server hangs (none of it is the streams' part)
+    control = ElasticityController(SloConfig(), TOP, kind)  # type: ignore[arg-type]
+    for _ in range(30):
+        control.step(MetricsSample(frame_latency_p95_ms=200.0, queue_size=0, fps=15.0,
+                                   frames=15, order_latency_s=12.0,
+                                   order_latency_streams_s=0.3))
+    # Then the order latency SLO shows it, but FPS and resolution stay where they are
+    (order,) = [s for s in control.slo_status if s.slo is Slo.ORDER_LATENCY]
+    assert order.state.name == "CRITICAL" and order.value == 12.0
+    assert control.parameters == control.space.highest(), control.parameters
+    # And a slow order the streams cause (the VLM on these cores, or slow detection) is
+    # still answered by stepping down
+    for _ in range(30):
+        control.step(MetricsSample(frame_latency_p95_ms=200.0, queue_size=0, fps=15.0,
+                                   frames=15, order_latency_s=12.0))
+    assert control.parameters != control.space.highest()

@@ -50,3 +50,24 @@ def test_accuracy_counts_verdicts_and_every_failure_alike_by_its_reason():
 ])
 def test_failure_kind_is_the_reason_up_to_its_detail(reason, kind):
     assert failure_kind(reason) == kind
+
+
+def test_the_controller_judges_only_the_order_latency_the_streams_can_shorten():
+    catalog = load_catalog()
+    tally = RunTally()
+    # Given an order judged in 1.2 s of which the VLM's answer took 1.0 s, and one that
+    # failed after 10 s because the VLM did not answer
+    judged = validate("925", ORDER, ORDER, catalog, latency_s=1.2, timings={"vlm_s": 1.0})
+    failed = validate("925", ORDER, None, catalog, reason="timeout", latency_s=10.0,
+                      timings={"vlm_s": 10.0})
+    tally.add_result(judged)
+    tally.add_result(failed)
+
+    interval = tally.take_interval()
+
+    # Then the SLO shows the worst of all, but the streams' part leaves out the failed order,
+    # and the answer time of a VLM that does not share these cores
+    assert max(interval.order_latencies) == 10.0
+    assert interval.streams_part(vlm_shares_cpu=True) == pytest.approx(1.2)
+    assert interval.streams_part(vlm_shares_cpu=False) == pytest.approx(0.2)
+    assert tally.take_interval().streams_part(vlm_shares_cpu=True) is None, "taken once"

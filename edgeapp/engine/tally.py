@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from edgeapp.engine.distributed.collector import DetectionResult
@@ -27,6 +28,27 @@ def failure_kind(reason: str | None) -> str:
     """What failed, in a few words, from a failed order's reason."""
     text = _KIND_END.split(reason or "", maxsplit=1)[0].strip()
     return text or "unknown"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """What came through since the last control interval, for the controller's SLOs."""
+
+    frames: int  # frames back from the workers
+    frame_latencies: list[float]  # s, capture -> detections
+    order_latencies: list[float]  # s, order end -> verdict, every order
+    # s, of the orders that got a verdict: order end -> verdict without the VLM's answer
+    # time, and with it (the part the stream parameters can shorten depends on where the VLM
+    # runs: see ``streams_part``)
+    judged_without_vlm: list[float]
+    judged: list[float]
+
+    def streams_part(self, vlm_shares_cpu: bool) -> float | None:
+        """The worst order latency the stream parameters can shorten, or None: an order
+        that failed says nothing about frames, and a VLM on another machine answers no
+        faster for fewer frames here; one on this machine's cores does."""
+        part = self.judged if vlm_shares_cpu else self.judged_without_vlm
+        return max(part) if part else None
 
 
 class RunTally:
@@ -48,7 +70,9 @@ class RunTally:
         self._first_frame: float | None = None
         # Since the last take_interval(): what the controller's SLOs judge.
         self._interval_frames: list[float] = []
+        self._interval_count = 0
         self._interval_orders: list[float] = []
+        self._interval_judged: list[tuple[float, float]] = []  # (latency, VLM answer time)
 
     def add_result(self, result: OrderResult) -> None:
         """One more verdict."""
@@ -60,6 +84,9 @@ class RunTally:
                 self._latencies.append(result.latency_s)
                 self._interval_orders.append(result.latency_s)
                 self.order_latency.add(result.latency_s)
+                if result.status is not OrderStatus.FAILED:
+                    vlm = result.timings.get("vlm_s", 0.0)
+                    self._interval_judged.append((result.latency_s, min(vlm, result.latency_s)))
             if result.truth_correct is not None:
                 self.judged += 1
                 self.correct += bool(result.truth_correct)
@@ -70,6 +97,7 @@ class RunTally:
             if self._first_frame is None:
                 self._first_frame = time.monotonic()
             self.frames += 1
+            self._interval_count += 1
         capture_ts, recv_ts = result.meta.get("capture_ts"), result.meta.get("recv_ts")
         if isinstance(capture_ts, float) and isinstance(recv_ts, float):
             latency = recv_ts - capture_ts
@@ -77,12 +105,15 @@ class RunTally:
             with self._lock:
                 self._interval_frames.append(latency)
 
-    def take_interval(self) -> tuple[list[float], list[float]]:
-        """Frame latencies and order latencies (s) since the previous call."""
+    def take_interval(self) -> Interval:
+        """What came through since the previous call."""
         with self._lock:
             frames, self._interval_frames = self._interval_frames, []
+            count, self._interval_count = self._interval_count, 0
             orders, self._interval_orders = self._interval_orders, []
-        return frames, orders
+            judged, self._interval_judged = self._interval_judged, []
+        return Interval(count, frames, orders, [lat - vlm for lat, vlm in judged],
+                        [lat for lat, _ in judged])
 
     def summary(self, end: float) -> dict[str, Any]:
         """Orders by status, failed orders by reason, verdict accuracy (the rule above),

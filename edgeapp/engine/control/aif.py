@@ -147,14 +147,14 @@ class AifController:
 
     def decide(self, slo: SloStates, current: StreamParameters,
                pinned: frozenset[str] = frozenset(), *,
-               utilisation: float | None = None) -> Decision:
+               utilisation: float | None = None, may_raise: bool = True) -> Decision:
         """Learn from the SLO states seen under ``current``, then infer the next parameters."""
         ranks = self.space.ranks(current)
         states = [slo.get(name) for name in Slo]  # None: not measured, no evidence
         self._learn(ranks, states)
         action, _ = self._infer(self.likelihood.expected(), np.asarray(ranks, np.int32),
                                 np.asarray([s or SloState.OK for s in states], np.int32),
-                                self._allowed(pinned, ranks, utilisation))
+                                self._allowed(pinned, ranks, utilisation, may_raise))
         steps = [int(a) - 1 for a in np.asarray(action)]
         moved = self.space.step(current, steps)
         self._since_up += 1
@@ -171,13 +171,13 @@ class AifController:
         return Decision(moved, "expected free energy: " + ", ".join(words))
 
     def _allowed(self, pinned: frozenset[str], ranks: tuple[int, int, int],
-                 utilisation: float | None) -> np.ndarray:
+                 utilisation: float | None, may_raise: bool = True) -> np.ndarray:
         """Which policies may be chosen now: none that moves a pinned field; none whose
         setting needs more than ``max_utilisation`` of the machine, and above
         ``shed_utilisation`` only those to less work (the gap between the two keeps a bursty
-        CPU reading from stepping it down and up again); while a step settles none that
-        raises (after a step up) or moves at all (after a cut). If that leaves nothing,
-        "keep"."""
+        CPU reading from stepping it down and up again); while a step settles, or while a
+        stream is away (``may_raise``), none that raises (after a step up) or moves at all
+        (after a cut). If that leaves nothing, "keep"."""
         moves = self._steps != 0
         allowed = ~(moves & np.asarray([f in pinned for f in FIELDS])[None, :]).any(axis=1)
         if utilisation is not None:
@@ -186,7 +186,7 @@ class AifController:
             allowed &= (more <= 1.0) | (utilisation * more <= self.max_utilisation)
             if utilisation > self.shed_utilisation:
                 allowed &= more < 1.0
-        if self._since_up < self.settle:
+        if self._since_up < self.settle or not may_raise:
             allowed &= ~(self._steps > 0).any(axis=1)
         if self._since_cut < self.settle:
             allowed &= ~moves.any(axis=1)

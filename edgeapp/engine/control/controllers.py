@@ -37,10 +37,12 @@ class Controller(Protocol):
 
     def decide(self, slo: SloStates, current: StreamParameters,
                pinned: frozenset[str] = frozenset(), *,
-               utilisation: float | None = None) -> Decision:
+               utilisation: float | None = None, may_raise: bool = True) -> Decision:
         """The parameters to run next, given the SLO states measured under ``current``;
         ``pinned`` names the fields (of ``FIELDS``) the operator holds, which must not move;
-        ``utilisation`` is the share of the machine's compute in use (None: not measured)."""
+        ``utilisation`` is the share of the machine's compute in use (None: not measured);
+        without ``may_raise`` no parameter may go up (a stream is away: its load is not in
+        the figures, and the room it leaves is not room to raise into)."""
         ...
 
 
@@ -51,7 +53,7 @@ class StaticController:
 
     def decide(self, slo: SloStates, current: StreamParameters,
                pinned: frozenset[str] = frozenset(), *,
-               utilisation: float | None = None) -> Decision:
+               utilisation: float | None = None, may_raise: bool = True) -> Decision:
         """Keep ``current``."""
         return Decision(current, "static")
 
@@ -78,7 +80,7 @@ class HeuristicController:
 
     def decide(self, slo: SloStates, current: StreamParameters,
                pinned: frozenset[str] = frozenset(), *,
-               utilisation: float | None = None) -> Decision:
+               utilisation: float | None = None, may_raise: bool = True) -> Decision:
         """Step down on CRITICAL, up after ``up_after`` all-OK decisions, else keep."""
         if self._last is not None and current != self._last:
             self._since_change = 0  # the operator moved it: wait as after our own change
@@ -89,7 +91,7 @@ class HeuristicController:
         if self._since_change > self.cooldown:
             if worst == SloState.CRITICAL:
                 decision = self._move(current, _DOWN_ORDER, pinned, "an SLO is CRITICAL")
-            elif self._ok_streak >= self.up_after:
+            elif self._ok_streak >= self.up_after and may_raise:
                 decision = self._move(current, _UP_ORDER, pinned,
                                       f"every SLO OK for {self._ok_streak} decisions")
         if decision.parameters != current:

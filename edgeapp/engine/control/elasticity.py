@@ -3,7 +3,12 @@
 Once per control interval the Engine calls :meth:`ElasticityController.step` with a
 :class:`MetricsSample`; it gets back the events to publish (``SloChanged``,
 ``ParametersChanged``) and reads :attr:`~ElasticityController.parameters` to send FPS and
-resolution to the pacers and the grade to the workers. Thread-safe: the API thread may set
+resolution to the pacers and the grade to the workers.
+
+The controller acts only where it can help: while no frames flow, no SLO says anything about
+the parameters, so they hold and the controller neither decides nor learns; while a stream is
+away (reconnecting) nothing is raised; and the order latency it judges is only the part the
+streams can shorten (see :mod:`.slo`). Thread-safe: the API thread may set
 an override or switch the controller while the control thread steps.
 """
 
@@ -84,11 +89,16 @@ class ElasticityController:
         """Take one metrics sample, let the controller decide; return the events to publish."""
         with self._lock:
             events: list[ControlEvent] = list(self._monitor.update(sample))
+            if not sample.frames_flow:
+                # Nothing flows: quiet SLOs are not room to spare, nor a lesson about the
+                # parameters in force. Hold them until frames come again.
+                return events
             # The controller also decides under an override: it keeps learning what the
             # operator's settings do, and it still moves the parameters that are not pinned.
             decision = self._controller.decide(self._monitor.measured, self._parameters,
                                                frozenset(self._pinned),
-                                               utilisation=sample.utilisation)
+                                               utilisation=sample.utilisation,
+                                               may_raise=sample.streams_away == 0)
             new = self._pin(decision.parameters)
             if new != self._parameters:
                 events.append(ParametersChanged(self._parameters, new, SetBy.CONTROLLER,
@@ -96,9 +106,10 @@ class ElasticityController:
                 self._parameters = new
             return events
 
-    def set_override(self, *, fps_level: int | None = None, resolution_level: int | None = None,
-                     grade: Grade | str | int | None = None) -> ParametersChanged | None:
-        """Pin the given parameters at the operator's levels until :meth:`clear_override`.
+    def check_override(self, *, fps_level: int | None = None,
+                       resolution_level: int | None = None,
+                       grade: Grade | str | int | None = None) -> dict[str, int]:
+        """The pins these levels make (field -> level); ``InputError`` for one out of range.
 
         A grade without a model of its own pins the grade whose model would serve it.
         """
@@ -110,8 +121,16 @@ class ElasticityController:
             level = pins[name]
             if level is not None and not 0 <= level < count:
                 raise InputError(f"{name}: expected 0..{count - 1}, got {level}")
+        return {k: v for k, v in pins.items() if v is not None}
+
+    def set_override(self, *, fps_level: int | None = None, resolution_level: int | None = None,
+                     grade: Grade | str | int | None = None) -> ParametersChanged | None:
+        """Pin the given parameters at the operator's levels until :meth:`clear_override`
+        (see :meth:`check_override`); the change, if any."""
+        pins = self.check_override(fps_level=fps_level, resolution_level=resolution_level,
+                                   grade=grade)
         with self._lock:
-            self._pinned.update({k: v for k, v in pins.items() if v is not None})
+            self._pinned.update(pins)
             new = self._pin(self._parameters)
             if new == self._parameters:
                 return None
@@ -129,16 +148,27 @@ class ElasticityController:
         """Switch to ``kind``; a controller used before comes back with what it learnt.
 
         Building the AIF controller the first time takes seconds (JAX import, compile and
-        warm-up): call this off any thread that must stay responsive.
+        warm-up): :meth:`build` it off any thread that must stay responsive first.
         """
-        controller = self._built.get(kind) or self._build(kind)
+        controller = self.build(kind)
         with self._lock:
             self._controller = controller
 
+    def is_built(self, kind: ControllerKind) -> bool:
+        """Whether ``kind`` was built before (switching to it is then instant)."""
+        with self._lock:
+            return kind in self._built
+
+    def build(self, kind: ControllerKind) -> Controller:
+        """The controller of ``kind``, built once (any thread; seconds for ``aif``)."""
+        with self._lock:
+            built = self._built.get(kind)
+        return built if built is not None else self._build(kind)
+
     def _build(self, kind: ControllerKind) -> Controller:
         controller = make_controller(kind, self.space)
-        self._built[kind] = controller
-        return controller
+        with self._lock:
+            return self._built.setdefault(kind, controller)
 
     def _pin(self, params: StreamParameters) -> StreamParameters:
         """``params`` with the operator's pinned levels."""

@@ -6,10 +6,16 @@ whose limit cannot be set (the queue's, with no stream running), is OK with ``No
 status: unknown, never invented. An SLO measured before but not in the latest sample (no
 order ended in the interval) keeps its last value and state, marked not ``fresh``; only fresh
 states reach the controllers as evidence.
+
+The evidence is what the stream parameters can move. The order latency shown is every order's
+(end → verdict); the controllers judge only its part that fewer or smaller frames can shorten
+(``order_latency_streams_s``): an order that failed (VLM down, camera gone) or the answer time
+of a VLM that does not share this machine's compute says nothing about frames.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -18,6 +24,14 @@ from edgeapp.engine.api import Slo, SloChanged, SloState
 
 #: SLO states as the controllers get them: only the SLOs measured in the latest sample.
 SloStates = Mapping[Slo, SloState]
+
+
+class _Whole(enum.Enum):
+    WHOLE = "whole"
+
+
+WHOLE = _Whole.WHOLE
+"""``order_latency_streams_s=WHOLE``: all of the order latency is the streams' to move."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,24 @@ class MetricsSample:
     # Share of the machine's compute in use (0..1, can pass 1 when overloaded): not an SLO,
     # the leading indicator of what a step up would cost.
     utilisation: float | None = None
+    # Frames that came back from the workers in the interval (None: not counted). None at
+    # all: the streams deliver nothing, so no SLO says anything about the parameters.
+    frames: int | None = None
+    # Streams whose camera is away but may come back (reconnecting): their load is missing
+    # from the figures, so the room they leave is not room to raise into.
+    streams_away: int = 0
+    # The worst order latency over the orders that ended in the interval, counting only what
+    # the stream parameters can shorten (None: no such order).
+    order_latency_streams_s: float | None | _Whole = WHOLE
+
+    def __post_init__(self) -> None:
+        if self.order_latency_streams_s is WHOLE:
+            object.__setattr__(self, "order_latency_streams_s", self.order_latency_s)
+
+    @property
+    def frames_flow(self) -> bool:
+        """False only when frames were counted and none came."""
+        return self.frames is None or self.frames > 0
 
 
 @dataclass(frozen=True)
@@ -79,6 +111,7 @@ class SloMonitor:
     def __init__(self, config: SloConfig) -> None:
         self.config = config
         self._status = {slo: SloReading(slo, None, None, SloState.OK) for slo in Slo}
+        self._evidence: dict[Slo, SloState] = {}
 
     @property
     def status(self) -> tuple[SloReading, ...]:
@@ -92,9 +125,9 @@ class SloMonitor:
 
     @property
     def measured(self) -> dict[Slo, SloState]:
-        """The state of each SLO measured in the latest sample (value and limit known)."""
-        return {slo: s.state for slo, s in self._status.items()
-                if s.fresh and s.value is not None and s.limit is not None}
+        """The controllers' evidence: the state of each SLO measured in the latest sample
+        (value and limit known), the order latency's only for its part the streams move."""
+        return dict(self._evidence)
 
     def update(self, sample: MetricsSample) -> list[SloChanged]:
         """Take ``sample``; return an event for each SLO whose state changed."""
@@ -109,4 +142,14 @@ class SloMonitor:
             self._status[slo] = SloReading(slo, vals[slo], lims[slo], state, True)
             if state != before.state:
                 events.append(SloChanged(slo, before.state, state, vals[slo], lims[slo]))
+        self._evidence = {slo: s.state for slo, s in self._status.items()
+                          if s.fresh and s.value is not None and s.limit is not None}
+        if Slo.ORDER_LATENCY in self._evidence:
+            movable = sample.order_latency_streams_s
+            assert not isinstance(movable, _Whole)  # resolved in __post_init__
+            if movable is None:
+                del self._evidence[Slo.ORDER_LATENCY]
+            else:
+                self._evidence[Slo.ORDER_LATENCY] = slo_state(
+                    movable, lims[Slo.ORDER_LATENCY], self.config.warning_margin)
         return events

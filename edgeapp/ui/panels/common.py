@@ -94,11 +94,6 @@ class Light(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         return QSize(16, 16)
 
-    @property
-    def colour(self) -> QColor:
-        """The colour shown."""
-        return self._colour
-
     def set_colour(self, colour: QColor, tooltip: str = "") -> None:
         """Show ``colour``; repaints only when it changed."""
         self.setToolTip(tooltip)
