@@ -1,7 +1,8 @@
 """``--metrics-port`` / ``--metrics-bind``: the Prometheus endpoint of a running engine.
 
 The options go on the top-level parser (``add_arguments``); a mode that runs an engine calls
-``start(engine, args)`` after it built the engine and stops what it returns at the end.
+``start(engine, args)`` after it built the engine and stops what it returns at the end. Every
+other mode refuses them (``refuse``): today only ``--headless`` serves the endpoint.
 """
 
 from __future__ import annotations
@@ -40,3 +41,12 @@ def start(engine: MetricsSource, args: argparse.Namespace) -> MetricsServer | No
     server = start_metrics_server(engine, args.metrics_port, args.metrics_bind)
     print(f"edgeapp: Prometheus metrics on {server.url}", file=sys.stderr)
     return server
+
+
+def refuse(args: argparse.Namespace) -> None:
+    """``UsageError`` when the metrics options were given to a mode that does not serve them."""
+    if getattr(args, "metrics_port", None) is not None or \
+            getattr(args, "metrics_bind", DEFAULT_BIND) != DEFAULT_BIND:
+        from edgeapp.errors import UsageError
+
+        raise UsageError("--metrics-port and --metrics-bind work with --headless only")
