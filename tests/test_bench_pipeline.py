@@ -57,8 +57,10 @@ def test_every_frame_comes_back_once_in_order_with_detections_and_figures() -> N
     assert out["input"] == grades.models[Grade.HIGH].input_size  # default: the model's own
     assert out["workers"] == 1 and out["rounds"] == 1
     assert out["ratio"] > 0
-    assert out["ratio"] == pytest.approx(out["pipeline_fps"] / out["openvino_benchmark_fps"],
-                                         rel=0.01)
+    # the fps figures are rounded to 0.1, the ratio is not: a few fps of the m model on a
+    # busy machine leave the rounding a share of a few percent
+    pipe, app = out["pipeline_fps"], out["openvino_benchmark_fps"]
+    assert out["ratio"] == pytest.approx(pipe / app, rel=0.05 / pipe + 0.05 / app + 0.001)
     assert out["p95_frame_latency_ms"] >= out["p50_frame_latency_ms"] > 0
 
 
