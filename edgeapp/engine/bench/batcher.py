@@ -44,6 +44,7 @@ from edgeapp.engine.sources.synthetic import OrderTruth, SyntheticScene
 from edgeapp.engine.vlm.batcher import VlmBatcher
 from edgeapp.engine.vlm.local_backend import LocalBackend
 from edgeapp.engine.vlm.request import VlmAnswer, VlmRequest
+from edgeapp.errors import EdgeAppError
 
 EFFICIENCY_GOAL = 0.9  # of the backend's own gain from batching
 ADDED_LATENCY_SLACK_MS = 5.0  # over the batch window, at p99
@@ -144,26 +145,45 @@ def _run_phase(backend: LocalBackend, work: list[list[list[np.ndarray]]], second
     return _Phase(answers, elapsed, cpu, batches)
 
 
-def _direct_round(backend: LocalBackend, requests: list[VlmRequest], *,
+def _direct_round(backend: LocalBackend, frames: list[list[np.ndarray]], timeout_s: float, *,
                   one_by_one_first: bool) -> tuple[float, float]:
-    """Seconds for ``requests`` as one ``infer_batch`` call and as one call each, back to
-    back (in the order given, so that alternating rounds cancel a drift in the load)."""
+    """Seconds for one request per station (``frames``) as one ``infer_batch`` call and as
+    one call each, back to back (in the order given, so that alternating rounds cancel a
+    drift in the load). Requests are made fresh for each call: the backend skips a request
+    whose deadline has passed."""
+    def requests() -> list[VlmRequest]:
+        return [VlmRequest.new(f"station-{s + 1}", None, order, timeout_s=timeout_s)
+                for s, order in enumerate(frames)]
+
     def batched() -> float:
+        batch = requests()
         start = time.perf_counter()
-        backend.infer_batch(requests)
-        return time.perf_counter() - start
+        answers = backend.infer_batch(batch)
+        elapsed = time.perf_counter() - start
+        _all_answered(answers)
+        return elapsed
 
     def singly() -> float:
+        one_by_one = requests()
         start = time.perf_counter()
-        for request in requests:
-            backend.infer_batch([request])
-        return time.perf_counter() - start
+        answers = [a for request in one_by_one for a in backend.infer_batch([request])]
+        elapsed = time.perf_counter() - start
+        _all_answered(answers)
+        return elapsed
 
     if one_by_one_first:
         one = singly()
         return batched(), one
     batch = batched()
     return batch, singly()
+
+
+def _all_answered(answers: list[VlmAnswer]) -> None:
+    """A direct call that did not answer every request measured nothing: say why."""
+    failed = [a.error for a in answers if not a.ok]
+    if failed:
+        raise EdgeAppError(f"bench batcher: the backend did not answer {len(failed)} direct "
+                           f"request(s): {failed[0]}")
 
 
 def _p99_ms(values: list[float]) -> float | None:
@@ -197,11 +217,9 @@ def bench_batcher(config: Config | None = None, *, stations: int = 8, seconds: f
     try:
         backend.infer_batch([VlmRequest.new("warm-up", None, work[0][0])])
         for r in range(rounds):
-            requests = [VlmRequest.new(f"station-{s + 1}", None, orders[r % len(orders)],
-                                       timeout_s=vlm.timeout_s)
-                        for s, orders in enumerate(work)]
+            frames = [orders[r % len(orders)] for orders in work]
             for k in range(DIRECT_PAIRS):
-                direct.append(_direct_round(backend, requests,
+                direct.append(_direct_round(backend, frames, vlm.timeout_s,
                                             one_by_one_first=(r * DIRECT_PAIRS + k) % 2 == 1))
             for mode, options in modes.items():
                 runs[mode].append(_run_phase(
