@@ -99,7 +99,7 @@ def test_a_camera_that_goes_away_is_dimmed_with_its_state_and_the_age_of_its_las
         qtbot.waitUntil(gone, timeout=30_000)
         assert net.model.health() is Health.DOWN
         first = net.model.overlay().detail
-        assert first.startswith("last frame ") and first.endswith(" ago")
+        assert "last frame " in first and first.endswith(" ago"), first
         age = net.model.frame_age()
         qtbot.wait(1200)
         assert net.model.frame_age() > age + 1.0
@@ -154,3 +154,28 @@ def test_the_grid_picks_the_columns_that_keep_tiles_largest(count, aspect, colum
     from edgeapp.ui.tiles.grid import grid_columns
 
     assert grid_columns(count, aspect) == columns
+
+
+def test_the_qt_leftover_check_names_an_active_timer_and_a_running_qthread(qtbot):
+    from PySide6.QtCore import QThread, QTimer
+    from PySide6.QtWidgets import QWidget
+    from ui_helpers import qt_leftovers, record_qthread_start
+
+    # Given a widget with a running timer and a started QThread
+    widget = QWidget()
+    qtbot.addWidget(widget)
+    timer = QTimer(widget)
+    timer.start(1000)
+    thread = QThread()
+    record_qthread_start(thread)
+    try:
+        # Then the check names both, the thread with where it was started
+        left = qt_leftovers()
+        assert any("QTimer" in line for line in left), left
+        assert any("QThread" in line and "test_ui_window.py" in line for line in left), left
+    finally:
+        timer.stop()
+        thread.quit()
+        thread.wait()
+    # And once they are stopped, nothing is left
+    assert qt_leftovers() == []
