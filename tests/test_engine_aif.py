@@ -29,7 +29,7 @@ from typing import Any
 import openvino  # noqa: F401 - imported up front: its telemetry starts a lasting idle thread
 import psutil
 import pytest
-from engine_helpers import EventLog, control_status, engine_config, engine_threads, part, short_dir
+from engine_helpers import EventLog, engine_config, engine_threads, short_dir
 
 from edgeapp import paths
 from edgeapp.config.schema import ControllerConfig
@@ -69,8 +69,8 @@ def aif_engine(station: dict[str, Any], **sections: Any) -> Iterator[tuple[Engin
     engine.subscribe(log)
     engine.start()
     try:
-        log.wait(lambda: part(control_status(engine), "ready"), 300, "the AIF ready")
-        assert part(control_status(engine), "controller") == "aif"
+        log.wait(lambda: engine.status().control.ready, 300, "the AIF ready")
+        assert engine.status().control.controller == "aif"
         assert (engine.parameters.fps_level, engine.parameters.resolution_level) == (0, 0)
         engine.set_override(resolution=0)
         yield engine, log
@@ -122,14 +122,14 @@ def test_the_aif_becomes_ready_steps_down_under_an_overload_and_keeps_a_pin():
         downs = _by_controller(log)
         assert downs and all(c.new.fps_level > c.old.fps_level for c in downs), downs
         assert all("fps down" in c.reason for c in downs), downs
-        decisions = part(control_status(engine), "decisions")
-        log.wait(lambda: part(control_status(engine), "decisions") >= decisions + 10, 60,
+        decisions = engine.status().control.decisions
+        log.wait(lambda: engine.status().control.decisions >= decisions + 10, 60,
                  "ten more decisions under the overload")
         assert engine.parameters.resolution_level == 0, "the operator's pin must hold"
         assert all(c.new.resolution_level == 0 for c in log.of(ParametersChanged)), \
             log.of(ParametersChanged)
-        assert part(control_status(engine), "at_lowest"), "nothing left it may lower"
-        assert part(part(engine.status(), "parameters"), "set_by") == "operator"
+        assert engine.status().control.at_lowest, "nothing left it may lower"
+        assert engine.status().parameters.set_by == "operator"
 
         # When the operator releases the pin, then the AIF steps the resolution down too
         engine.clear_override()
@@ -156,7 +156,7 @@ def test_the_aif_climbs_back_once_a_throttled_worker_runs_freely_again():
         cpu: list[float] = []
 
         def climbed() -> bool:
-            reading = part(part(engine.status(), "system"), "cpu_percent")
+            reading = engine.status().system.cpu_percent
             if reading is not None:
                 cpu.append(reading)
             return any(c.new.fps_level < c.old.fps_level for c in _by_controller(log)[seen:])

@@ -115,6 +115,8 @@ class Console:
         elif isinstance(event, StationStateChanged):
             if event.new in (StationState.CRASHED, StationState.RESTARTING):
                 self._problem(event.station, "crashed", event.reason)
+            elif event.new is StationState.OFFLINE:
+                self._problem(event.station, "offline", event.reason)
             elif event.camera in (CameraState.OFFLINE, CameraState.RECONNECTING):
                 self._problem(event.station, f"camera {event.camera.value}", event.reason)
 

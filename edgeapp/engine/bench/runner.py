@@ -185,9 +185,12 @@ class BenchmarkRunner:
                 path = default_results_path(config.data_dir)
                 fold(result, start, end, orders_between(path, start.wall, end.wall), end_status)
                 result.results_db = self._keep_store(path, scenario)
-        except Exception as exc:  # a scenario that fails is reported; the run goes on
+        except EdgeAppError as exc:  # a scenario that fails is reported; the run goes on
+            logger.warning("benchmark scenario %s failed: %s", scenario.name, exc)
+            result.error = str(exc)
+        except Exception as exc:  # a bug: its traceback goes to the log, the run goes on
             logger.exception("benchmark scenario %s failed", scenario.name)
-            result.error = str(exc) if isinstance(exc, EdgeAppError) else repr(exc)
+            result.error = repr(exc)
         finally:
             shutil.rmtree(root, ignore_errors=True)
         return result
