@@ -18,6 +18,7 @@ from engine_helpers import engine_config, engine_threads, short_dir
 from mjpeg_server import MjpegServer
 from ui_helpers import no_qt_leftovers, open_window  # noqa: F401 (fixtures)
 
+from edgeapp.config import StationConfig
 from edgeapp.engine.api import CameraState
 from edgeapp.ui.engine_host import EnginePhase
 from edgeapp.ui.tiles.model import Health
@@ -54,16 +55,48 @@ def test_the_window_opens_at_once_shows_every_camera_and_stops_the_engine_on_clo
     qtbot.waitUntil(lambda: any(t.model.detections is not None and len(t.model.detections)
                                 for t in window.grid.tiles.values()), timeout=30_000)
 
+    # When a station is added, then the grid grows a tile that goes live
+    assert window.bridge.add_station(StationConfig(name="east", seed=3, **SMALL))
+    qtbot.waitUntil(lambda: "east" in window.grid.tiles
+                    and window.grid.tiles["east"].model.live(), timeout=60_000)
+    assert window.grid.tiles["north"] is tiles["north"]
+
+    # When a station is removed, then its tile stops looking live at once and says so
+    assert window.bridge.remove_station("north")
+    qtbot.waitUntil(lambda: "north" not in window.grid.tiles
+                    or window.grid.tiles["north"].model.overlay() is not None, timeout=30_000)
+
     # When the operator closes the window
     window.close()
 
     # Then it stays, every tile says "stopping…", until the engine has stopped; then it
     # closes, and no engine thread, station or worker process is left
     assert window.isVisible()
-    assert {t.model.overlay().headline for t in window.grid.tiles.values()} == {"stopping…"}
-    qtbot.waitUntil(lambda: window.host.done and not window.isVisible(), timeout=60_000)
+    assert {t.model.overlay().headline.split(" at ")[0] for t in window.grid.tiles.values()
+            } <= {"stopping…", "stopped"}
+    assert window.grid.tiles["south"].model.overlay().headline == "stopping…"
+    qtbot.waitUntil(lambda: window.host.done and not window.isVisible(), timeout=120_000)
     assert window.host.phase is EnginePhase.STOPPED
     assert engine_threads() == []
+
+
+def test_an_engine_that_cannot_start_is_said_on_every_tile_and_the_window_still_closes(
+        qtbot, open_window, no_qt_leftovers):  # noqa: F811
+    # Given a config whose Collector address cannot be bound (its folder does not exist)
+    root = short_dir()
+    config = engine_config(root, [{"name": "north", "seed": 1, **SMALL}],
+                           distributed={"collector_bind": f"ipc://{root}/missing/c.sock"})
+
+    # When the window opens, then every tile says the engine failed, and why
+    window = open_window(config, root)
+    qtbot.waitUntil(lambda: window.host.phase is EnginePhase.FAILED, timeout=60_000)
+    overlay = window.grid.tiles["north"].model.overlay()
+    assert overlay.headline == "engine failed" and overlay.detail
+    assert window.isVisible(), "the operator must see why before the window goes"
+
+    # When the operator closes it, then it closes at once
+    window.close()
+    assert not window.isVisible() and window.host.done
 
 
 def _short_video(path: Path, frames: int = 20) -> Path:

@@ -128,21 +128,21 @@ class CameraTile(QWidget):
         top = QFontMetrics(self._font(0.06, bold=True)).height() + 8  # the title band
         # Boxes of an earlier frame (the detector is behind) are dashed: near, not exact.
         style = Qt.PenStyle.SolidLine if self.model.detections_lag == 0 else Qt.PenStyle.DashLine
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        labels: list[tuple[QRectF, str, Any]] = []
         for x1, y1, x2, y2, score, cls in np.asarray(dets, dtype=np.float32).reshape(-1, 6):
             colour = look.class_colour(int(cls))
             box = QRectF(target.x() + x1 * sx, target.y() + y1 * sy,
                          (x2 - x1) * sx, (y2 - y1) * sy)
             p.setPen(QPen(colour, 2, style))
-            p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawRect(box)
             text = f"{self.names.name(int(cls))} {score:.2f}"
-            # Above the box; inside its top when the title band would cover it.
-            above = box.y() - fm.height()
-            label = QRectF(box.x(), above if above >= top else box.y(),
-                           fm.horizontalAdvance(text) + 6, fm.height())
-            p.fillRect(label, colour)
+            size = (fm.horizontalAdvance(text) + 6, fm.height())
+            labels.append((_place_label(box, size, top, [r for r, _, _ in labels]), text, colour))
+        for rect, text, colour in labels:
+            p.fillRect(rect, colour)
             p.setPen(look.BACKGROUND)
-            p.drawText(label, Qt.AlignmentFlag.AlignCenter, text)
+            p.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
 
     def _draw_overlay(self, p: QPainter, headline: str, detail: str) -> None:
         r = self.rect()
@@ -249,6 +249,18 @@ class CameraTile(QWidget):
         for i, line in enumerate(lines):
             p.drawText(QRectF(box.x() + 6, box.y() + 4 + i * fm.height(), box.width() - 12,
                               fm.height()), Qt.AlignmentFlag.AlignLeft, line)
+
+
+def _place_label(box: QRectF, size: tuple[float, float], top: float,
+                 taken: list[QRectF]) -> QRectF:
+    """Where a box's label goes: above it, else inside its top, else below it — the first
+    place clear of the title band and of the labels already placed."""
+    w, h = size
+    for y in (box.y() - h, max(box.y(), top), box.bottom()):
+        rect = QRectF(box.x(), y, w, h)
+        if y >= top and not any(rect.intersects(other) for other in taken):
+            return rect
+    return QRectF(box.x(), max(box.y(), top), w, h)
 
 
 def fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
