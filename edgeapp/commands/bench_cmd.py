@@ -31,6 +31,8 @@ BENCHES: dict[str, tuple[str, str, str]] = {
                   "flapping, SLOs, accuracy"),
     "ui": ("edgeapp.ui.bench.launch", "run_ui_bench",
            "the window offscreen on 8 synthetic stations: frames shown, UI frame time"),
+    "queue": ("edgeapp.engine.bench.queue", "run_queue_bench",
+              "a VLM request's round trip through each queue backend (pipes, Redis)"),
     "soak": ("edgeapp.engine.bench.soak", "run_soak_bench",
              "the demo for --minutes N: RSS, open files and threads of every process"),
     "stations": ("edgeapp.engine.bench.stations", "run_stations_bench",
