@@ -52,6 +52,8 @@ class MainWindow(QMainWindow):
         self.panels: dict[str, QWidget] = {}
         self.settings = settings if settings is not None else QSettings()
         self._close_requests = 0
+        self._keep_open = False  # the engine stops for a benchmark, not for closing
+        self.benchmark: Any = None  # the benchmark wizard, once opened
         self._groups: dict[Qt.DockWidgetArea, list[QDockWidget]] = {}
         self.setObjectName("EdgeAppMainWindow")
         self.setWindowTitle(f"edgeapp — {title}")
@@ -78,6 +80,10 @@ class MainWindow(QMainWindow):
 
     def _make_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        self.benchmark_action = QAction("&Benchmark…", self)
+        self.benchmark_action.triggered.connect(self.open_benchmark)
+        file_menu.addAction(self.benchmark_action)
+        file_menu.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
@@ -89,6 +95,23 @@ class MainWindow(QMainWindow):
         self.stats_action.toggled.connect(self.grid.set_show_stats)
         self.view_menu.addAction(self.stats_action)
         self.view_menu.addSeparator()
+
+    def open_benchmark(self) -> None:
+        """The benchmark wizard (one at a time): it runs Engines of its own, and asks to stop
+        this window's engine first."""
+        from edgeapp.ui.wizard import BenchmarkWizard
+
+        if self.benchmark is None or not self.benchmark.isVisible():
+            self.benchmark = BenchmarkWizard(self.config, host=self.host,
+                                             stop_live=self._stop_for_benchmark, parent=self)
+        self.benchmark.show()
+        self.benchmark.raise_()
+
+    def _stop_for_benchmark(self) -> None:
+        """Stop the live engine and keep the window open (the tiles say it stopped)."""
+        self._keep_open = True
+        self.grid.set_engine_state(stopping=True)
+        self.host.request_stop()
 
     # ── the engine's lifecycle ───────────────────────────────────────────────────────────
 
@@ -182,6 +205,10 @@ class MainWindow(QMainWindow):
         if self.bridge is not None:
             self.bridge.close()
         self.grid.stop()
+        if self._keep_open and not self._close_requests:
+            self.statusBar().showMessage("the engine stopped for the benchmark; start edgeapp "
+                                         "again to watch the stations")
+            return
         if self._close_requests or self.host.phase is not EnginePhase.FAILED:
             self.close()
 
@@ -201,7 +228,15 @@ class MainWindow(QMainWindow):
     # ── closing ──────────────────────────────────────────────────────────────────────────
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
-        """First close: stop the engine (stations finish their orders); second: at once."""
+        """First close: stop the engine (stations finish their orders); second: at once. A
+        benchmark in progress is cancelled first (the window closes once it has stopped)."""
+        wizard = self.benchmark
+        if wizard is not None and wizard.job is not None and wizard.job.running:
+            event.ignore()
+            wizard.finished.connect(self.close)
+            wizard.reject()
+            self.statusBar().showMessage("cancelling the benchmark first…")
+            return
         if self.host.done:
             event.accept()
             return
