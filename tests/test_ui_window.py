@@ -99,6 +99,34 @@ def test_an_engine_that_cannot_start_is_said_on_every_tile_and_the_window_still_
     assert not window.isVisible() and window.host.done
 
 
+def test_settings_apply_restarts_the_engine_on_the_new_config_in_the_same_window(
+        qtbot, open_window, no_qt_leftovers):  # noqa: F811
+    # Given the window running one station
+    root = short_dir()
+    window = open_window(engine_config(root, [{"name": "north", "seed": 1, **SMALL}]), root)
+    qtbot.waitUntil(lambda: window.grid.tiles["north"].model.live(), timeout=90_000)
+    first_host = window.host
+
+    # When the Settings panel applies a config with two other stations
+    new = engine_config(root, [{"name": "west", "seed": 4, **SMALL},
+                               {"name": "east", "seed": 5, **SMALL}])
+    window.panels["SettingsPanel"].restartRequested.emit(new)
+
+    # Then the first engine stops, and the window shows the new stations live, with panels
+    qtbot.waitUntil(lambda: window.host is not first_host, timeout=90_000)
+    assert first_host.done and first_host.phase is EnginePhase.STOPPED
+    assert list(window.grid.tiles) == ["west", "east"]
+    qtbot.waitUntil(lambda: all(t.model.live() for t in window.grid.tiles.values()),
+                    timeout=90_000)
+    assert "SettingsPanel" in window.panels and window.bridge.engine.config is new
+    assert window.isVisible()
+
+    # And closing then stops the new engine
+    window.close()
+    qtbot.waitUntil(lambda: window.host.done and not window.isVisible(), timeout=120_000)
+    assert engine_threads() == []
+
+
 def _short_video(path: Path, frames: int = 20) -> Path:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 180))
     for i in range(frames):
