@@ -149,6 +149,10 @@ def _dispatch(args: argparse.Namespace, modes: Modes) -> int:
     if flags and args.command:
         raise UsageError(f"{flags[0]} and the {args.command} mode cannot be used "
                          "together (see 'edgeapp --help')")
+    if "--headless" not in flags:
+        from edgeapp.commands import metrics_opts
+
+        metrics_opts.refuse(args)  # accepted only where it works
     if args.command:
         module = modes.commands[args.command]
     elif flags:

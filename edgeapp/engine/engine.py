@@ -13,10 +13,10 @@ thread) or, while an override holds, by the operator; the stations are run by th
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import logging
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -26,12 +26,12 @@ from edgeapp.engine.api import (
     CameraState,
     EngineStatus,
     LatestFrame,
+    MetricsPoint,
     Notification,
     OrderValidated,
     ScalingDecision,
     Severity,
     StreamParameters,
-    SystemStatus,
 )
 from edgeapp.engine.control.loop import ControlLoop
 from edgeapp.engine.control.parameters import ParameterSpace
@@ -48,7 +48,8 @@ from edgeapp.engine.engine_setup import (
     worker_keys,
 )
 from edgeapp.engine.events import EventBus, Subscriber
-from edgeapp.engine.metrics import SystemProbe, SystemUsage, percentiles
+from edgeapp.engine.metrics import percentiles
+from edgeapp.engine.metrics.sampler import MetricsSampler
 from edgeapp.engine.orders.catalog import load_catalog
 from edgeapp.engine.orders.result import OrderResult
 from edgeapp.engine.orders.store import ResultsStore, default_results_path
@@ -62,7 +63,7 @@ from edgeapp.engine.snapshot import (
     worker_statuses,
 )
 from edgeapp.engine.stations import messages as m
-from edgeapp.engine.stations.autoscaler import Autoscaler, RecentLatency, ScalingMetrics
+from edgeapp.engine.stations.autoscaler import Autoscaler, ScalingMetrics
 from edgeapp.engine.stations.pool import StationPool
 from edgeapp.engine.stations.router import StationRouter
 from edgeapp.engine.stations.settings import StationSettings
@@ -131,7 +132,6 @@ class Engine:
         self._pool = StationPool(settings_for=self._station_settings, router=self._router,
                                  publish=self._bus.publish, policy=self._policy,
                                  drain_s=sv.drain_timeout_s, **channels)
-        self._latency = RecentLatency()
         self._autoscaler = Autoscaler(
             config.scaling, config.stations, active=self._pool.active, add=self._add,
             remove=self._pool.remove, metrics=self._scaling_metrics,
@@ -142,9 +142,11 @@ class Engine:
         self._stopped = threading.Event()
         self._started_at: float | None = None
         self._stopped_at: float | None = None
-        self._usage = SystemUsage(None, None)
-        self._cpu_recent: collections.deque[float] = collections.deque(
-            maxlen=round(_UTILISATION_WINDOW_S / _MONITOR_S))
+        # Machine, processes, GPU and the history (edgeapp.engine.metrics.sampler).
+        self._metrics = MetricsSampler(
+            status=self.status, processes=self._process_pids,
+            on_error=lambda text: self._publish(Notification(Severity.WARNING, text,
+                                                             "metrics")))
         self._tally = RunTally()
         self._worker_rates = WorkerRates()
         self._station_names: set[str] = set()  # every station that ran, added ones too
@@ -200,6 +202,7 @@ class Engine:
             for station in self._autoscaler.initial():
                 self._add(station)
             self._monitor.start()
+            self._metrics.start()
             self._control.start()
         except BaseException:
             self.stop(timeout=10.0, finish_orders=False)
@@ -215,10 +218,12 @@ class Engine:
         t_end = time.monotonic() + timeout
         # The shutdown order, and why:
         # 1. the monitor and the controller: the load of a shutdown is not a load to learn
-        #    from.
+        #    from; the metrics sampler: nor one to plot.
         self._control.stop()
+        self._metrics.stop()
         if self._monitor.ident is not None:
             self._monitor.join(2.0)
+        self._metrics.join(2.0)
         self._control.join(5.0)
         # 2. the stations, first: finishing an order needs the Producer, the workers, the
         #    Collector and the batcher, so all of those stay up until every station ended.
@@ -367,7 +372,6 @@ class Engine:
         producer = self._producer.status() if self._producer is not None else {}
         o50, o95 = self._tally.order_latency.percentiles(50, 95)
         _, f95 = self._tally.frame_latency.percentiles(50, 95)
-        usage = self._usage
         running = [s.fps_out for s in stations if s.fps_out is not None]
         return EngineStatus(
             running=self.running,
@@ -379,11 +383,21 @@ class Engine:
             parameters=parameters_status(self._control, self._space),
             control=control_status(self._control, self._autoscaler),
             queues=queue_status(producer, self._batcher, self._bus.dropped),
-            system=SystemStatus(usage.cpu_percent, usage.memory_percent, usage.gpu_percent,
-                                None),
+            system=self._metrics.system(),
             fps=sum(running) if running else None,
             order_latency_p50_s=o50, order_latency_p95_s=o95, frame_latency_p95_s=f95,
             orders=dict(self._tally.by_status))
+
+    @property
+    def metrics(self) -> MetricsSampler:
+        """The metrics sampler: ``system()``, ``processes()`` (engine, stations, local
+        workers), ``orders`` (per-order counts and latencies); what the exporter reads."""
+        return self._metrics
+
+    def metrics_history(self, since: float | None = None) -> list[MetricsPoint]:
+        """The metrics history (one point a second, the last 30 minutes), oldest first:
+        the points newer than ``since`` (wall-clock seconds, ``time.time()``), or all."""
+        return self._metrics.history_since(since)
 
     def summary(self) -> dict[str, Any]:
         """The run so far: orders by status, verdict accuracy against the synthetic camera's
@@ -406,6 +420,19 @@ class Engine:
     def _add(self, station: StationConfig) -> None:
         self._pool.add(station)
         self._station_names.add(station.name)
+
+    def _process_pids(self) -> dict[str, int]:
+        """The processes the sampler watches: this one, each local station's, each local
+        worker's (by the name the worker registers with)."""
+        pids = {"engine": os.getpid()}
+        for record in self._pool.records():
+            pid = record.channel.pid if record.channel is not None else None
+            if pid is not None:
+                pids[record.name] = pid
+        if self._workers is not None:
+            prefix = self._workers.name_prefix
+            pids.update({f"{prefix}-{i}": pid for i, pid in self._workers.pids().items()})
+        return pids
 
     def _stored(self, result_id: str) -> bool:
         """Whether the results store has ``result_id`` (a verdict that came twice)."""
@@ -438,12 +465,11 @@ class Engine:
         running = [r for r in self._pool.records() if r.live]
         fps = sum(r.fps_in or 0.0 for r in running)
         (p95,) = percentiles(interval.frame_latencies, 95)
-        recent = tuple(self._cpu_recent)
-        cpu = sum(recent) / len(recent) if recent else None
+        cpu = self._metrics.cpu_mean(_UTILISATION_WINDOW_S)
         orders = interval.order_latencies
         return MetricsSample(
             queue_size=producer.get("queue_size"), fps=fps or None,
-            memory_percent=self._usage.memory_percent,
+            memory_percent=self._metrics.system().memory_percent,
             frame_latency_p95_ms=None if p95 is None else p95 * 1000.0,
             order_latency_s=max(orders) if orders else None,
             utilisation=None if cpu is None else cpu / 100.0,
@@ -454,11 +480,11 @@ class Engine:
                 vlm_shares_cpu=self.config.vlm.backend == "local"))
 
     def _scaling_metrics(self) -> ScalingMetrics:
-        """CPU (the mean of the last seconds), GPU (None: not measured), order latency p95
-        over the last minute: what the autoscaler decides on."""
-        recent = tuple(self._cpu_recent)
-        return ScalingMetrics(sum(recent) / len(recent) if recent else None,
-                              self._usage.gpu_percent, self._latency.p95())
+        """CPU (the mean of the last seconds), GPU (None where not measured), order latency
+        p95 over the last minute (every order counted once): what the autoscaler decides on."""
+        (latency_p95,) = self._metrics.orders.recent_latency(95)
+        return ScalingMetrics(self._metrics.cpu_mean(_UTILISATION_WINDOW_S),
+                              self._metrics.system().gpu_percent, latency_p95)
 
     def _scale_down_blocked(self, now: float) -> str | None:
         """Why fewer stations may not be the answer yet (None: they may): the controller can
@@ -483,20 +509,15 @@ class Engine:
             self._bus.publish(Notification(Severity.ERROR, f"result of order {result.order_id} "
                                                            f"not stored: {exc}", "store"))
         self._tally.add_result(result)
-        if result.latency_s is not None:
-            self._latency.add(result.latency_s)
+        self._metrics.orders.add(result)
         self._bus.publish(OrderValidated(result))
 
     def _watch(self) -> None:
-        """Engine-monitor thread: failed socket threads, machine load, worker rates."""
-        probe = SystemProbe()
+        """Engine-monitor thread: failed socket threads, worker rates."""
         while not self._stopping.wait(_MONITOR_S):
             try:
-                self._usage = probe.sample()
                 if self._producer is not None:
                     self._worker_rates.update(self._producer.status()["workers"])
-                if self._usage.cpu_percent is not None:
-                    self._cpu_recent.append(self._usage.cpu_percent)
                 for part in (self._producer, self._collector):
                     error = getattr(part, "error", None)
                     if error is not None and id(part) not in self._reported_errors:
