@@ -55,6 +55,7 @@ class MainWindow(QMainWindow):
         self._keep_open = False  # the engine stops for a benchmark, not for closing
         self.benchmark: Any = None  # the benchmark wizard, once opened
         self._groups: dict[Qt.DockWidgetArea, list[QDockWidget]] = {}
+        self._restart_with: Config | None = None  # the config of the engine that comes next
         self.setObjectName("EdgeAppMainWindow")
         self.setWindowTitle(f"edgeapp — {title}")
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks
@@ -71,10 +72,13 @@ class MainWindow(QMainWindow):
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        host.built.connect(self._on_built)
-        host.phaseChanged.connect(self._on_phase)
-        host.failed.connect(self._on_failed)
-        host.finished.connect(self._on_finished)
+        self._connect_host()
+
+    def _connect_host(self) -> None:
+        self.host.built.connect(self._on_built)
+        self.host.phaseChanged.connect(self._on_phase)
+        self.host.failed.connect(self._on_failed)
+        self.host.finished.connect(self._on_finished)
 
     # ── menus ────────────────────────────────────────────────────────────────────────────
 
@@ -92,7 +96,7 @@ class MainWindow(QMainWindow):
         self.stats_action = QAction("Camera &stats overlay", self)
         self.stats_action.setCheckable(True)
         self.stats_action.setShortcut(QKeySequence("Ctrl+I"))
-        self.stats_action.toggled.connect(self.grid.set_show_stats)
+        self.stats_action.toggled.connect(lambda on: self.grid.set_show_stats(on))
         self.view_menu.addAction(self.stats_action)
         self.view_menu.addSeparator()
 
@@ -149,6 +153,9 @@ class MainWindow(QMainWindow):
         dock.setWidget(panel)
         self.view_menu.addAction(dock.toggleViewAction())
         self.panels[name] = panel
+        restart = getattr(panel, "restartRequested", None)  # the Settings panel's Apply
+        if restart is not None:
+            restart.connect(self.restart_engine)
         return dock
 
     def _arrange(self, docks: list[QDockWidget]) -> None:
@@ -200,11 +207,49 @@ class MainWindow(QMainWindow):
         self.grid.set_engine_state(failed=text)
         self.statusBar().showMessage(f"the engine failed to start: {text}")
 
+    def restart_engine(self, config: Config) -> None:
+        """Stop the engine (stations finish their orders), then start one on ``config``: new
+        tiles, new panels in the same layout."""
+        if self._close_requests:
+            return
+        self._restart_with = config
+        self._phase.setText("engine restarting…")
+        if self.host.done:
+            self._start_next_engine()
+        else:
+            self.grid.set_engine_state(stopping=True)
+            self.host.request_stop()
+
+    def _start_next_engine(self) -> None:
+        config, self._restart_with = self._restart_with, None
+        assert config is not None
+        if self.bridge is not None:
+            self.settings.setValue("window/state", self.saveState(_LAYOUT_VERSION))
+            self.bridge.close()
+            self.bridge.deleteLater()
+            self.bridge = None
+        for dock in self.findChildren(QDockWidget):
+            self.view_menu.removeAction(dock.toggleViewAction())
+            self.removeDockWidget(dock)
+            dock.deleteLater()
+        self.panels.clear()
+        self._groups.clear()
+        self.grid = TileGrid([s.name for s in config.stations], ClassNames({}, ()), self)
+        self.grid.set_show_stats(self.stats_action.isChecked())
+        self.setCentralWidget(self.grid)  # the old grid is deleted
+        self.config, self._keep_open = config, False
+        self.host = EngineHost(config)
+        self._connect_host()
+        self.host.begin()
+
     def _on_finished(self) -> None:
-        """The engine has stopped: stop listening and close for real."""
+        """The engine has stopped: stop listening; start the next one, or close for real."""
         if self.bridge is not None:
             self.bridge.close()
         self.grid.stop()
+        if self._restart_with is not None and not self._close_requests:
+            self._start_next_engine()
+            return
         if self._keep_open and not self._close_requests:
             self.statusBar().showMessage("the engine stopped for the benchmark; start edgeapp "
                                          "again to watch the stations")
