@@ -4,6 +4,7 @@ Adding a mode:
 - a sub-command (``edgeapp NAME …``): a module under ``edgeapp/commands/`` with
   ``add_parser(subparsers)`` and ``run(args) -> int``, plus one line in ``COMMANDS``;
 - a flag mode (``edgeapp --worker …``): a module with ``HELP`` (one line), an optional
+  ``METAVAR`` when the flag takes a value (``--station NAME``), an optional
   ``add_arguments(parser)`` for its own options, and ``run(args) -> int``, plus one line in
   ``FLAG_MODES``.
 Modules are imported when the parser is built. ``args.config`` is the ``--config`` path and
@@ -41,6 +42,7 @@ COMMANDS: list[str] = [
 FLAG_MODES: dict[str, str] = {
     "--worker": "edgeapp.commands.worker_cmd",
     "--headless": "edgeapp.commands.headless_cmd",
+    "--station": "edgeapp.commands.station_cmd",
     "--install-desktop": "edgeapp.commands.install_desktop_cmd",
     "--uninstall-desktop": "edgeapp.commands.uninstall_desktop_cmd",
 }
@@ -86,7 +88,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, Modes]:
     group = parser.add_mutually_exclusive_group() if FLAG_MODES else parser
     for flag, module_name in FLAG_MODES.items():
         module = importlib.import_module(module_name)
-        action = group.add_argument(flag, action="store_true", help=module.HELP)
+        metavar = getattr(module, "METAVAR", None)  # a flag that takes a value
+        action = (group.add_argument(flag, metavar=metavar, help=module.HELP) if metavar
+                  else group.add_argument(flag, action="store_true", help=module.HELP))
         modes.flags[flag] = (action.dest, module)
         adder = getattr(module, "add_arguments", None)
         if adder is not None:
@@ -145,6 +149,10 @@ def _dispatch(args: argparse.Namespace, modes: Modes) -> int:
     if flags and args.command:
         raise UsageError(f"{flags[0]} and the {args.command} mode cannot be used "
                          "together (see 'edgeapp --help')")
+    if "--headless" not in flags:
+        from edgeapp.commands import metrics_opts
+
+        metrics_opts.refuse(args)  # accepted only where it works
     if args.command:
         module = modes.commands[args.command]
     elif flags:

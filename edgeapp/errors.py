@@ -78,7 +78,7 @@ class SecurityError(EdgeAppError):
 
 
 class TransportError(EdgeAppError):
-    """A ZeroMQ peer cannot be reached or a socket cannot be bound."""
+    """A peer cannot be reached or a socket (ZeroMQ, the metrics endpoint) cannot be bound."""
 
     exit_code = 12
 

@@ -9,7 +9,6 @@ from edgeapp.config import ScalingConfig, StationConfig
 from edgeapp.engine.api import ScalingAction, ScalingDecision, SetBy
 from edgeapp.engine.stations.autoscaler import (
     Autoscaler,
-    RecentLatency,
     ScalingMetrics,
     ScalingPolicy,
     next_source,
@@ -163,15 +162,6 @@ def test_the_autoscaler_acts_on_the_pool_and_keeps_and_publishes_every_decision(
     with pytest.raises(InputError, match="min"):
         scaler.check_settings(5, 2)
     assert scaler.check_settings(None, 3) == (1, 3)
-
-
-def test_order_latency_is_the_p95_of_the_last_minute():
-    window = RecentLatency(60.0)
-    assert window.p95(0.0) is None
-    for i in range(20):
-        window.add(1.0 + i, now=float(i))
-    assert window.p95(19.0) == pytest.approx(19.05)
-    assert window.p95(100.0) is None, "all older than a minute"
 
 
 def test_bench_autoscale_figures_count_the_ramp_and_every_change_after_it():

@@ -72,6 +72,10 @@ def test_short_run_writes_json_and_csv_that_agree_with_the_results_store(tmp_pat
         assert len(entry["samples"]) == 10
         assert entry["frames"] > 0 and float(row["frames_per_s"]) > 0
         assert 0.0 <= entry["slo_fulfilment"] <= 1.0
+        # ... machine figures from the engine's metrics history (GPU: n/a here, not 0)
+        assert entry["cpu_avg"] is not None and entry["cpu_max"] >= entry["cpu_avg"]
+        assert entry["rss_max_mb"] > 0
+        assert entry["gpu_avg"] is None or entry["gpu_max"] >= entry["gpu_avg"]
         assert entry["parameters_end"]["set_by"] == "config"
         total += entry["orders"]
     assert total >= 1, "20 measured seconds of a synthetic station ended no order"

@@ -88,9 +88,10 @@ def test_workers_reconnect_when_the_producer_restarts() -> None:
         # Every Producer numbers its workers w1, w2, ...: the ids cannot tell an old
         # registration from a new one, the workers' own (unique) names can. Both of these
         # processes registered with the new Producer, and it handed out the new frames.
+        names = sorted(w.name for w in workers)
+        wait_until(lambda: sorted(r["name"] for r in pipe.producer.status()["workers"]) == names,
+                   20, "both workers registered with the new Producer")
         registered = pipe.producer.status()["workers"]
-        assert sorted(r["name"] for r in registered) == sorted(w.name for w in workers), \
-            registered
         assert sum(r["tasks_done"] for r in registered) >= 20, registered
 
 

@@ -53,6 +53,9 @@ def test_orders_are_checked_end_to_end_and_a_crashed_station_fails_only_its_orde
         # Then every verdict is right wherever the VLM saw exactly what was packed, with the
         # right missing / extra / quantity differences
         exact = [r for r in results if r.detected_items == truth[r.order_id].packed]
+        # (a loose share: on a machine other programs overload, frames come seconds late and
+        # the counter's clear moment between two orders can be missed. The exact verdicts of
+        # a fixed scenario are asserted on the judge itself: test_vlm_local.py)
         assert len(exact) >= len(results) / 2, f"the pipeline saw too little right: {results}"
         for r in exact:
             t = truth[r.order_id]

@@ -13,7 +13,8 @@ after the step, see the README). So the climb back is checked where the machine 
 room; on a machine that other programs keep saturated the climb test says so and skips
 (it fails when the machine mostly had room). It decides every 50 ms there instead of every
 second: what it learnt of a setting fades over ~100 decisions (its memory, 0.99 a decision),
-so the climb comes in tens of seconds, not minutes.
+so the climb comes in a minute or two, not in tens of minutes (it decides only in intervals
+that frames came back in: hence a 20 FPS camera there).
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def test_the_aif_becomes_ready_steps_down_under_an_overload_and_keeps_a_pin():
 def test_the_aif_climbs_back_once_a_throttled_worker_runs_freely_again():
     # Given the engine run by the AIF, which stepped the FPS down while its only worker was
     # throttled (frames late past the 1 s budget)
-    with aif_engine({"name": "cam", "seed": 5, "fps": 10.0, "width": 640, "height": 360},
+    with aif_engine({"name": "cam", "seed": 5, "fps": 20.0, "width": 640, "height": 360},
                     controller={"kind": "aif", "interval_s": 0.05}) as (engine, log):
         with throttled(_local_worker()):
             log.wait(lambda: _slo_went(log, Slo.FRAME_LATENCY, SloState.CRITICAL), 90,
@@ -162,7 +163,7 @@ def test_the_aif_climbs_back_once_a_throttled_worker_runs_freely_again():
             return any(c.new.fps_level < c.old.fps_level for c in _by_controller(log)[seen:])
 
         try:
-            log.wait(climbed, 150, "the AIF to raise the FPS again")
+            log.wait(climbed, 240, "the AIF to raise the FPS again")
         except AssertionError:
             busy = statistics.median(cpu) if cpu else None
             if busy is not None and busy > 60.0:

@@ -3,10 +3,10 @@ room, down as the last resort when overloaded, every decision with its reason an
 results store, no flapping.
 
 The machine's CPU reading is the one figure replaced here: the test machine is shared and
-often at 100 %, so "room" and "overload" are set by the test (a stand-in for
-``SystemProbe.sample``; GPU stays unmeasured). Everything else is real: the policy, the
-station pool, the station processes, the worker, the store. The policy's thresholds are
-tested as tables in test_autoscaler.py.
+often at 100 %, so "room" and "overload" are set by the test (a stand-in for the metrics
+sampler's ``cpu_mean``, which the autoscaler reads; GPU stays unmeasured). Everything else is
+real: the policy, the station pool, the station processes, the worker, the store. The
+policy's thresholds are tested as tables in test_autoscaler.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import openvino  # noqa: F401 - imported up front: its telemetry starts a lasting idle thread
 from engine_helpers import EventLog, engine_config, engine_threads, short_dir
 
-from edgeapp.engine import engine as engine_module
 from edgeapp.engine.api import (
     ScalingAction,
     ScalingDecision,
@@ -23,25 +22,26 @@ from edgeapp.engine.api import (
     StationStateChanged,
 )
 from edgeapp.engine.engine import Engine
-from edgeapp.engine.metrics import SystemUsage
+from edgeapp.engine.metrics.sampler import MetricsSampler
 from edgeapp.engine.orders.store import ResultsStore, default_results_path
 
 CAM = [{"name": "station-1", "seed": 0, "width": 640, "height": 360}]
 
 
 class SetCpu:
-    """Stands in for ``SystemProbe``: the CPU use the test sets, memory as measured."""
+    """Stands in for the sampler's CPU mean: the CPU use the test sets."""
 
     cpu = 30.0
 
-    def sample(self) -> SystemUsage:
-        return SystemUsage(SetCpu.cpu, 50.0, None)
+    @staticmethod
+    def cpu_mean(_sampler: MetricsSampler, _window_s: float) -> float:
+        return SetCpu.cpu
 
 
 def test_autoscaling_scales_up_with_room_and_down_as_the_last_resort(monkeypatch):
     # Given autoscaling on from 1 station to at most 2, a 2 s hysteresis window, the static
     # controller (off: scaling down is allowed once overloaded), and room on the machine
-    monkeypatch.setattr(engine_module, "SystemProbe", SetCpu)
+    monkeypatch.setattr(MetricsSampler, "cpu_mean", SetCpu.cpu_mean)
     SetCpu.cpu = 30.0
     root = short_dir()
     config = engine_config(root, CAM, scaling={

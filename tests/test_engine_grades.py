@@ -24,12 +24,13 @@ from edgeapp.training.verify import match
 
 
 def _same_detections(got: np.ndarray, want: np.ndarray) -> bool:
-    """The same boxes (IoU >= 0.95), classes and scores (within 0.02), box for box."""
+    """The same boxes (IoU >= 0.99), classes and scores (within 0.01), box for box: what one
+    model gives for one frame in two processes (n and s differ by more on a packed bag)."""
     if len(got) != len(want):
         return False
     pairs = match(got, want, same_class=True)
     return len(pairs) == len(want) and all(
-        iou >= 0.95 and abs(float(got[i, 4]) - float(want[j, 4])) <= 0.02
+        iou >= 0.99 and abs(float(got[i, 4]) - float(want[j, 4])) <= 0.01
         for i, j, iou in pairs)
 
 
@@ -41,8 +42,11 @@ def _worker_grades(engine: Engine) -> list[int]:
 def test_the_shipped_s_and_m_models_detect_for_the_station_after_a_grade_switch():
     # Given an engine on the shipped models (n, s and m), one station, full resolution only
     root = short_dir()
-    config = engine_config(root, [{"name": "cam", "seed": 5}],
-                           stream={"resolution_levels": [1.0]}, vlm={"grade": "low"})
+    # A 2 FPS camera: the station keeps its last 8 frames, so a detection may come back up to
+    # 4 s late (a busy machine, a model compiling) and still find the frame it was made on
+    config = engine_config(root, [{"name": "cam", "seed": 5, "fps": 2.0}],
+                           stream={"resolution_levels": [1.0], "start_fps_level": 1.0},
+                           vlm={"grade": "low"})
     assert config.models.path == paths.shipped_models_dir()
     log = EventLog()
     engine = Engine(config)
@@ -65,18 +69,19 @@ def test_the_shipped_s_and_m_models_detect_for_the_station_after_a_grade_switch(
                 frame = engine.latest_frame("cam")
                 if (frame is not None and frame.capture_ts > since and frame.detections
                         is not None and frame.detections_seq == frame.seq
-                        and len(frame.detections) > 0):
+                        and len(frame.detections) >= 3):  # a ticket and items
                     seen[g] = frame
                 return g in seen
 
-            log.wait(detected_after_switch, 120, f"a frame detected at {grade.name}")
+            log.wait(detected_after_switch, 240, f"a frame detected at {grade.name}")
     finally:
         engine.stop(timeout=20)
     assert not engine_threads(), engine_threads()
 
     # ... and they are that model's own detections: the same as the shipped s (m) model
     # gives for the same frame here, and not what the n model gives
-    with Detector(paths.shipped_models_dir(), grade=Grade.LOW) as detector:
+    with Detector(paths.shipped_models_dir(), grade=Grade.LOW, conf=config.models.conf_threshold,
+                  iou=config.models.iou_threshold) as detector:  # as the workers run it
         for grade, frame in seen.items():
             n_model = detector.detect(frame.image)
             detector.set_grade(grade)

@@ -24,6 +24,7 @@ from edgeapp.ui.panels import (  # noqa: E402
     PANELS,
     ControlPanel,
     HistoryPanel,
+    MetricsPanel,
     NotificationsPanel,
     OrdersPanel,
     SettingsPanel,
@@ -392,3 +393,34 @@ def test_autoscaling_set_in_the_control_panel_shows_in_the_history(qapp, qtbot):
     finally:
         bridge.close()
         engine.stop(timeout=20, finish_orders=False)
+
+
+@pytest.mark.skipif(not hasattr(Engine, "metrics_history"),
+                    reason="the engine keeps no metrics history yet (issue 16)")
+def test_metrics_plot_the_engines_history_and_say_na_for_an_unmeasured_gpu(bridge, qtbot):
+    # Given the metrics panel over the running engine
+    panel = _show(qtbot, MetricsPanel(bridge))
+    qtbot.waitUntil(lambda: len(panel.ts) >= 2, timeout=30_000)
+    first = len(panel.ts)
+
+    # When more samples arrive
+    qtbot.waitUntil(lambda: len(panel.ts) > first, timeout=30_000)
+
+    # Then every curve holds one value per sample, the newest the engine's own
+    history = {p.ts: p for p in bridge.engine.metrics_history()}
+    newest = history[panel.ts[-1]]
+    plots = {plot.title: plot for plot in panel.plots}
+    for plot in panel.plots:
+        for line in plot.lines:
+            assert len(line.xData) == len(panel.ts), plot.title
+    cpu = plots["CPU and memory"].lines[0].yData[-1]
+    assert cpu == pytest.approx(newest.cpu_percent)
+    assert "CPU" in plots["CPU and memory"].widget.getPlotItem().titleLabel.text
+
+    # ... and a GPU that is not measured reads n/a, never 0
+    gpu = plots["GPU"]
+    if all(p.gpu_percent is None for p in history.values()):
+        assert gpu.na.isVisible()
+        assert gpu.widget.getPlotItem().titleLabel.text.endswith("GPU: n/a")
+    else:
+        assert not gpu.na.isVisible()

@@ -18,6 +18,7 @@ from engine_helpers import engine_config, engine_threads, short_dir
 from mjpeg_server import MjpegServer
 from ui_helpers import no_qt_leftovers, open_window  # noqa: F401 (fixtures)
 
+from edgeapp.config import StationConfig
 from edgeapp.engine.api import CameraState
 from edgeapp.ui.engine_host import EnginePhase
 from edgeapp.ui.tiles.model import Health
@@ -54,15 +55,75 @@ def test_the_window_opens_at_once_shows_every_camera_and_stops_the_engine_on_clo
     qtbot.waitUntil(lambda: any(t.model.detections is not None and len(t.model.detections)
                                 for t in window.grid.tiles.values()), timeout=30_000)
 
+    # When a station is added, then the grid grows a tile that goes live
+    assert window.bridge.add_station(StationConfig(name="east", seed=3, **SMALL))
+    qtbot.waitUntil(lambda: "east" in window.grid.tiles
+                    and window.grid.tiles["east"].model.live(), timeout=60_000)
+    assert window.grid.tiles["north"] is tiles["north"]
+
+    # When a station is removed, then its tile stops looking live at once and says so
+    assert window.bridge.remove_station("north")
+    qtbot.waitUntil(lambda: "north" not in window.grid.tiles
+                    or window.grid.tiles["north"].model.overlay() is not None, timeout=30_000)
+
     # When the operator closes the window
     window.close()
 
     # Then it stays, every tile says "stopping…", until the engine has stopped; then it
     # closes, and no engine thread, station or worker process is left
     assert window.isVisible()
-    assert {t.model.overlay().headline for t in window.grid.tiles.values()} == {"stopping…"}
-    qtbot.waitUntil(lambda: window.host.done and not window.isVisible(), timeout=60_000)
+    assert {t.model.overlay().headline.split(" at ")[0] for t in window.grid.tiles.values()
+            } <= {"stopping…", "stopped"}
+    assert window.grid.tiles["south"].model.overlay().headline == "stopping…"
+    qtbot.waitUntil(lambda: window.host.done and not window.isVisible(), timeout=120_000)
     assert window.host.phase is EnginePhase.STOPPED
+    assert engine_threads() == []
+
+
+def test_an_engine_that_cannot_start_is_said_on_every_tile_and_the_window_still_closes(
+        qtbot, open_window, no_qt_leftovers):  # noqa: F811
+    # Given a config whose Collector address cannot be bound (its folder does not exist)
+    root = short_dir()
+    config = engine_config(root, [{"name": "north", "seed": 1, **SMALL}],
+                           distributed={"collector_bind": f"ipc://{root}/missing/c.sock"})
+
+    # When the window opens, then every tile says the engine failed, and why
+    window = open_window(config, root)
+    qtbot.waitUntil(lambda: window.host.phase is EnginePhase.FAILED, timeout=60_000)
+    overlay = window.grid.tiles["north"].model.overlay()
+    assert overlay.headline == "engine failed" and overlay.detail
+    assert window.isVisible(), "the operator must see why before the window goes"
+
+    # When the operator closes it, then it closes at once
+    window.close()
+    assert not window.isVisible() and window.host.done
+
+
+def test_settings_apply_restarts_the_engine_on_the_new_config_in_the_same_window(
+        qtbot, open_window, no_qt_leftovers):  # noqa: F811
+    # Given the window running one station
+    root = short_dir()
+    window = open_window(engine_config(root, [{"name": "north", "seed": 1, **SMALL}]), root)
+    qtbot.waitUntil(lambda: window.grid.tiles["north"].model.live(), timeout=90_000)
+    first_host = window.host
+
+    # When the Settings panel applies a config with two other stations
+    new = engine_config(root, [{"name": "west", "seed": 4, **SMALL},
+                               {"name": "east", "seed": 5, **SMALL}])
+    window.panels["SettingsPanel"].restartRequested.emit(new)
+
+    # Then the first engine stops, and the window shows the new stations live, with panels
+    qtbot.waitUntil(lambda: window.host is not first_host, timeout=90_000)
+    assert first_host.done and first_host.phase is EnginePhase.STOPPED
+    assert list(window.grid.tiles) == ["west", "east"]
+    qtbot.waitUntil(lambda: all(t.model.live() for t in window.grid.tiles.values()),
+                    timeout=90_000)
+    assert "SettingsPanel" in window.panels and window.bridge.engine.config is new
+    assert window.isVisible()
+
+    # And closing then stops the new engine
+    window.close()
+    qtbot.waitUntil(lambda: window.host.done and not window.isVisible(), timeout=120_000)
     assert engine_threads() == []
 
 
@@ -99,7 +160,7 @@ def test_a_camera_that_goes_away_is_dimmed_with_its_state_and_the_age_of_its_las
         qtbot.waitUntil(gone, timeout=30_000)
         assert net.model.health() is Health.DOWN
         first = net.model.overlay().detail
-        assert first.startswith("last frame ") and first.endswith(" ago")
+        assert "last frame " in first and first.endswith(" ago"), first
         age = net.model.frame_age()
         qtbot.wait(1200)
         assert net.model.frame_age() > age + 1.0
@@ -154,3 +215,28 @@ def test_the_grid_picks_the_columns_that_keep_tiles_largest(count, aspect, colum
     from edgeapp.ui.tiles.grid import grid_columns
 
     assert grid_columns(count, aspect) == columns
+
+
+def test_the_qt_leftover_check_names_an_active_timer_and_a_running_qthread(qtbot):
+    from PySide6.QtCore import QThread, QTimer
+    from PySide6.QtWidgets import QWidget
+    from ui_helpers import qt_leftovers, record_qthread_start
+
+    # Given a widget with a running timer and a started QThread
+    widget = QWidget()
+    qtbot.addWidget(widget)
+    timer = QTimer(widget)
+    timer.start(1000)
+    thread = QThread()
+    record_qthread_start(thread)
+    try:
+        # Then the check names both, the thread with where it was started
+        left = qt_leftovers()
+        assert any("QTimer" in line for line in left), left
+        assert any("QThread" in line and "test_ui_window.py" in line for line in left), left
+    finally:
+        timer.stop()
+        thread.quit()
+        thread.wait()
+    # And once they are stopped, nothing is left
+    assert qt_leftovers() == []

@@ -21,9 +21,10 @@ _started: dict[int, tuple[QThread, str]] = {}
 _original_start = QThread.start
 
 
-def _recording_start(self: QThread, *args: Any) -> None:
-    _started[id(self)] = (self, "".join(traceback.format_stack(limit=8)[:-1]))
-    _original_start(self, *args)
+def record_qthread_start(thread: QThread, *args: Any) -> None:
+    """``QThread.start`` that remembers the thread and where it was started."""
+    _started[id(thread)] = (thread, "".join(traceback.format_stack(limit=8)[:-1]))
+    _original_start(thread, *args)
 
 
 def qt_leftovers() -> list[str]:
@@ -48,7 +49,7 @@ def qt_leftovers() -> list[str]:
 @pytest.fixture
 def no_qt_leftovers(qtbot: Any) -> Iterator[None]:
     """Fail a test that leaves a QThread running or a QTimer active."""
-    QThread.start = _recording_start  # type: ignore[method-assign]
+    QThread.start = record_qthread_start  # type: ignore[method-assign]
     _started.clear()
     yield
     try:

@@ -22,7 +22,8 @@ BENCHES: dict[str, tuple[str, str, str]] = {
     "pipeline": ("edgeapp.engine.bench.pipeline", "run_pipeline_bench",
                  "frames through Producer -> K detector workers -> Collector vs benchmark_app"),
     "batcher": ("edgeapp.engine.bench.batcher", "run_batcher_bench",
-                "VLM batcher on the local backend: batched vs one-by-one, 8 stations"),
+                "VLM batcher on the local backend: batched vs one-by-one, 8 stations, as a "
+                "share of the backend's own gain from batching"),
     "controller": ("edgeapp.engine.bench.controller", "run_controller_bench",
                    "elasticity controllers (AIF, heuristic, static) on simulated scenarios"),
     "autoscale": ("edgeapp.engine.bench.autoscale", "run_autoscale_bench",
@@ -30,10 +31,14 @@ BENCHES: dict[str, tuple[str, str, str]] = {
                   "flapping, SLOs, accuracy"),
     "ui": ("edgeapp.ui.bench.launch", "run_ui_bench",
            "the window offscreen on 8 synthetic stations: frames shown, UI frame time"),
+    "queue": ("edgeapp.engine.bench.queue", "run_queue_bench",
+              "a VLM request's round trip through each queue backend (pipes, Redis)"),
     "soak": ("edgeapp.engine.bench.soak", "run_soak_bench",
              "the demo for --minutes N: RSS, open files and threads of every process"),
     "stations": ("edgeapp.engine.bench.stations", "run_stations_bench",
                  "the whole pipeline on 1..N stations: throughput, latency, accuracy, SLOs"),
+    "capacity": ("edgeapp.engine.bench.capacity", "run_capacity_bench",
+                 "the most stations this machine sustains, and the best fixed setting for them"),
 }
 
 

@@ -48,6 +48,7 @@ class StationState(str, enum.Enum):
     DRAINING = "draining"      # asked to leave: finishes the order on its counter first
     RESTARTING = "restarting"  # crashed; waits its backoff, then starts again
     CRASHED = "crashed"        # crashed too often in the window: stays down
+    OFFLINE = "offline"        # a remote station went silent or left; back when it speaks
     STOPPED = "stopped"        # ended on purpose
 
     def can_become(self, new: StationState) -> bool:
@@ -63,12 +64,14 @@ class StationState(str, enum.Enum):
 
 _S = StationState
 _STATION_TRANSITIONS: dict[StationState, frozenset[StationState]] = {
-    _S.STARTING: frozenset({_S.RUNNING, _S.DRAINING, _S.RESTARTING, _S.CRASHED, _S.STOPPED}),
-    _S.RUNNING: frozenset({_S.DRAINING, _S.RESTARTING, _S.CRASHED, _S.STOPPED}),
-    _S.DRAINING: frozenset({_S.STOPPED, _S.CRASHED}),
+    _S.STARTING: frozenset({_S.RUNNING, _S.DRAINING, _S.RESTARTING, _S.CRASHED, _S.STOPPED,
+                            _S.OFFLINE}),
+    _S.RUNNING: frozenset({_S.DRAINING, _S.RESTARTING, _S.CRASHED, _S.STOPPED, _S.OFFLINE}),
+    _S.DRAINING: frozenset({_S.STOPPED, _S.CRASHED, _S.OFFLINE}),
     _S.RESTARTING: frozenset({_S.STARTING, _S.STOPPED, _S.CRASHED}),
     _S.CRASHED: frozenset({_S.STARTING}),  # only an operator's explicit add brings it back
     _S.STOPPED: frozenset({_S.STARTING}),
+    _S.OFFLINE: frozenset({_S.STARTING, _S.STOPPED}),
 }
 
 

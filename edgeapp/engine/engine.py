@@ -13,25 +13,25 @@ thread) or, while an override holds, by the operator; the stations are run by th
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import logging
+import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeapp.config import Config, StationConfig
 from edgeapp.engine.api import (
     CameraState,
     EngineStatus,
     LatestFrame,
+    MetricsPoint,
     Notification,
     OrderValidated,
     ScalingDecision,
     Severity,
     StreamParameters,
-    SystemStatus,
 )
 from edgeapp.engine.control.loop import ControlLoop
 from edgeapp.engine.control.parameters import ParameterSpace
@@ -48,7 +48,8 @@ from edgeapp.engine.engine_setup import (
     worker_keys,
 )
 from edgeapp.engine.events import EventBus, Subscriber
-from edgeapp.engine.metrics import SystemProbe, SystemUsage, percentiles
+from edgeapp.engine.metrics import percentiles
+from edgeapp.engine.metrics.sampler import MetricsSampler
 from edgeapp.engine.orders.catalog import load_catalog
 from edgeapp.engine.orders.result import OrderResult
 from edgeapp.engine.orders.store import ResultsStore, default_results_path
@@ -62,7 +63,7 @@ from edgeapp.engine.snapshot import (
     worker_statuses,
 )
 from edgeapp.engine.stations import messages as m
-from edgeapp.engine.stations.autoscaler import Autoscaler, RecentLatency, ScalingMetrics
+from edgeapp.engine.stations.autoscaler import Autoscaler, ScalingMetrics
 from edgeapp.engine.stations.pool import StationPool
 from edgeapp.engine.stations.router import StationRouter
 from edgeapp.engine.stations.settings import StationSettings
@@ -73,6 +74,9 @@ from edgeapp.engine.vlm.backend import Backend
 from edgeapp.engine.vlm.batcher import VlmBatcher
 from edgeapp.errors import EdgeAppError
 from edgeapp.paths import logs_dir
+
+if TYPE_CHECKING:
+    from edgeapp.engine.stations.redis_queue.backend import RedisBackend
 
 logger = logging.getLogger(__name__)
 
@@ -116,10 +120,18 @@ class Engine:
         sv = config.supervision
         self._policy = RestartPolicy(backoff_max_s=sv.restart_backoff_max_s,
                                      max_crashes=sv.max_crashes, window_s=sv.crash_window_s)
+        # queue_backend: redis — stations (here or on other machines) talk through Redis.
+        self._redis: RedisBackend | None = None
+        channels: dict[str, Any] = {}
+        if config.queue_backend == "redis":
+            from edgeapp.engine.stations.redis_queue.backend import RedisBackend
+
+            self._redis = RedisBackend(config, publish=self._bus.publish, add_station=self._add,
+                                       known_result=self._stored)
+            channels["channel"] = self._redis.channel
         self._pool = StationPool(settings_for=self._station_settings, router=self._router,
                                  publish=self._bus.publish, policy=self._policy,
-                                 drain_s=sv.drain_timeout_s)
-        self._latency = RecentLatency()
+                                 drain_s=sv.drain_timeout_s, **channels)
         self._autoscaler = Autoscaler(
             config.scaling, config.stations, active=self._pool.active, add=self._add,
             remove=self._pool.remove, metrics=self._scaling_metrics,
@@ -130,9 +142,11 @@ class Engine:
         self._stopped = threading.Event()
         self._started_at: float | None = None
         self._stopped_at: float | None = None
-        self._usage = SystemUsage(None, None)
-        self._cpu_recent: collections.deque[float] = collections.deque(
-            maxlen=round(_UTILISATION_WINDOW_S / _MONITOR_S))
+        # Machine, processes, GPU and the history (edgeapp.engine.metrics.sampler).
+        self._metrics = MetricsSampler(
+            status=self.status, processes=self._process_pids,
+            on_error=lambda text: self._publish(Notification(Severity.WARNING, text,
+                                                             "metrics")))
         self._tally = RunTally()
         self._worker_rates = WorkerRates()
         self._station_names: set[str] = set()  # every station that ran, added ones too
@@ -180,12 +194,15 @@ class Engine:
             self._router.attach(self._producer, self._batcher)
             self._router.set_parameters(self._space.resolution_scale(self._applied),
                                         self._applied.grade)
+            if self._redis is not None:  # Redis reached (or a clear error) before any station
+                self._redis.start(self._router.submit_frame, keys and keys[0])
             self._pool.start(WorkerSupervisor(self._workers, self._policy, self._bus.publish))
             self._autoscaler.remember(
                 [ScalingDecision.from_dict(d) for d in self._store.scaling_history()])
             for station in self._autoscaler.initial():
                 self._add(station)
             self._monitor.start()
+            self._metrics.start()
             self._control.start()
         except BaseException:
             self.stop(timeout=10.0, finish_orders=False)
@@ -201,10 +218,12 @@ class Engine:
         t_end = time.monotonic() + timeout
         # The shutdown order, and why:
         # 1. the monitor and the controller: the load of a shutdown is not a load to learn
-        #    from.
+        #    from; the metrics sampler: nor one to plot.
         self._control.stop()
+        self._metrics.stop()
         if self._monitor.ident is not None:
             self._monitor.join(2.0)
+        self._metrics.join(2.0)
         self._control.join(5.0)
         # 2. the stations, first: finishing an order needs the Producer, the workers, the
         #    Collector and the batcher, so all of those stay up until every station ended.
@@ -221,6 +240,11 @@ class Engine:
         # 5. the backend, only after the batcher joined (its contract): no call is running.
         if self._backend is not None:
             self._backend.close()
+        # 5b. Redis: the batcher's last answers are written, then its reader, its writer and
+        #     the frame gateway end (stations on other machines keep what they report).
+        if self._redis is not None:
+            self._redis.stop()
+            self._redis.join(5.0)
         # 6. the Producer: END to every worker that asks, bounded; then the local workers,
         #    which are leaving on that END already (SIGTERM, then SIGKILL, for the rest).
         if self._producer is not None:
@@ -348,7 +372,6 @@ class Engine:
         producer = self._producer.status() if self._producer is not None else {}
         o50, o95 = self._tally.order_latency.percentiles(50, 95)
         _, f95 = self._tally.frame_latency.percentiles(50, 95)
-        usage = self._usage
         running = [s.fps_out for s in stations if s.fps_out is not None]
         return EngineStatus(
             running=self.running,
@@ -360,11 +383,21 @@ class Engine:
             parameters=parameters_status(self._control, self._space),
             control=control_status(self._control, self._autoscaler),
             queues=queue_status(producer, self._batcher, self._bus.dropped),
-            system=SystemStatus(usage.cpu_percent, usage.memory_percent, usage.gpu_percent,
-                                None),
+            system=self._metrics.system(),
             fps=sum(running) if running else None,
             order_latency_p50_s=o50, order_latency_p95_s=o95, frame_latency_p95_s=f95,
             orders=dict(self._tally.by_status))
+
+    @property
+    def metrics(self) -> MetricsSampler:
+        """The metrics sampler: ``system()``, ``processes()`` (engine, stations, local
+        workers), ``orders`` (per-order counts and latencies); what the exporter reads."""
+        return self._metrics
+
+    def metrics_history(self, since: float | None = None) -> list[MetricsPoint]:
+        """The metrics history (one point a second, the last 30 minutes), oldest first:
+        the points newer than ``since`` (wall-clock seconds, ``time.time()``), or all."""
+        return self._metrics.history_since(since)
 
     def summary(self) -> dict[str, Any]:
         """The run so far: orders by status, verdict accuracy against the synthetic camera's
@@ -387,6 +420,24 @@ class Engine:
     def _add(self, station: StationConfig) -> None:
         self._pool.add(station)
         self._station_names.add(station.name)
+
+    def _process_pids(self) -> dict[str, int]:
+        """The processes the sampler watches: this one, each local station's, each local
+        worker's (by the name the worker registers with)."""
+        pids = {"engine": os.getpid()}
+        for record in self._pool.records():
+            pid = record.channel.pid if record.channel is not None else None
+            if pid is not None:
+                pids[record.name] = pid
+        if self._workers is not None:
+            prefix = self._workers.name_prefix
+            pids.update({f"{prefix}-{i}": pid for i, pid in self._workers.pids().items()})
+        return pids
+
+    def _stored(self, result_id: str) -> bool:
+        """Whether the results store has ``result_id`` (a verdict that came twice)."""
+        store = self._store
+        return store is not None and store.get(result_id) is not None
 
     def _station_settings(self, station: StationConfig) -> StationSettings:
         params = self._applied
@@ -414,12 +465,11 @@ class Engine:
         running = [r for r in self._pool.records() if r.live]
         fps = sum(r.fps_in or 0.0 for r in running)
         (p95,) = percentiles(interval.frame_latencies, 95)
-        recent = tuple(self._cpu_recent)
-        cpu = sum(recent) / len(recent) if recent else None
+        cpu = self._metrics.cpu_mean(_UTILISATION_WINDOW_S)
         orders = interval.order_latencies
         return MetricsSample(
             queue_size=producer.get("queue_size"), fps=fps or None,
-            memory_percent=self._usage.memory_percent,
+            memory_percent=self._metrics.system().memory_percent,
             frame_latency_p95_ms=None if p95 is None else p95 * 1000.0,
             order_latency_s=max(orders) if orders else None,
             utilisation=None if cpu is None else cpu / 100.0,
@@ -430,11 +480,11 @@ class Engine:
                 vlm_shares_cpu=self.config.vlm.backend == "local"))
 
     def _scaling_metrics(self) -> ScalingMetrics:
-        """CPU (the mean of the last seconds), GPU (None: not measured), order latency p95
-        over the last minute: what the autoscaler decides on."""
-        recent = tuple(self._cpu_recent)
-        return ScalingMetrics(sum(recent) / len(recent) if recent else None,
-                              self._usage.gpu_percent, self._latency.p95())
+        """CPU (the mean of the last seconds), GPU (None where not measured), order latency
+        p95 over the last minute (every order counted once): what the autoscaler decides on."""
+        (latency_p95,) = self._metrics.orders.recent_latency(95)
+        return ScalingMetrics(self._metrics.cpu_mean(_UTILISATION_WINDOW_S),
+                              self._metrics.system().gpu_percent, latency_p95)
 
     def _scale_down_blocked(self, now: float) -> str | None:
         """Why fewer stations may not be the answer yet (None: they may): the controller can
@@ -459,20 +509,15 @@ class Engine:
             self._bus.publish(Notification(Severity.ERROR, f"result of order {result.order_id} "
                                                            f"not stored: {exc}", "store"))
         self._tally.add_result(result)
-        if result.latency_s is not None:
-            self._latency.add(result.latency_s)
+        self._metrics.orders.add(result)
         self._bus.publish(OrderValidated(result))
 
     def _watch(self) -> None:
-        """Engine-monitor thread: failed socket threads, machine load, worker rates."""
-        probe = SystemProbe()
+        """Engine-monitor thread: failed socket threads, worker rates."""
         while not self._stopping.wait(_MONITOR_S):
             try:
-                self._usage = probe.sample()
                 if self._producer is not None:
                     self._worker_rates.update(self._producer.status()["workers"])
-                if self._usage.cpu_percent is not None:
-                    self._cpu_recent.append(self._usage.cpu_percent)
                 for part in (self._producer, self._collector):
                     error = getattr(part, "error", None)
                     if error is not None and id(part) not in self._reported_errors:

@@ -49,7 +49,7 @@ def station_status(record: StationRecord, now_wall: float) -> StationStatus:
         frames_processed=record.frames_processed,
         frames_dropped=record.frames_lost + record.frames_refused + record.detections_dropped,
         current_order=record.order_id if record.busy else None, restarts=record.restarts,
-        remote=channel.remote if channel is not None else False)
+        remote=record.config.remote or (channel is not None and channel.remote))
 
 
 class WorkerRates:

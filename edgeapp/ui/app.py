@@ -72,6 +72,7 @@ def run(config: Config, config_path: Path | None) -> int:
         wake.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        host = window.host  # the engine's last one (Settings' Apply restarts it)
         host.request_stop()  # the loop may also end without the window's close
         host.join()
     error = host.error

@@ -52,7 +52,10 @@ class MainWindow(QMainWindow):
         self.panels: dict[str, QWidget] = {}
         self.settings = settings if settings is not None else QSettings()
         self._close_requests = 0
+        self._keep_open = False  # the engine stops for a benchmark, not for closing
+        self.benchmark: Any = None  # the benchmark wizard, once opened
         self._groups: dict[Qt.DockWidgetArea, list[QDockWidget]] = {}
+        self._restart_with: Config | None = None  # the config of the engine that comes next
         self.setObjectName("EdgeAppMainWindow")
         self.setWindowTitle(f"edgeapp — {title}")
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks
@@ -69,15 +72,22 @@ class MainWindow(QMainWindow):
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        host.built.connect(self._on_built)
-        host.phaseChanged.connect(self._on_phase)
-        host.failed.connect(self._on_failed)
-        host.finished.connect(self._on_finished)
+        self._connect_host()
+
+    def _connect_host(self) -> None:
+        self.host.built.connect(self._on_built)
+        self.host.phaseChanged.connect(self._on_phase)
+        self.host.failed.connect(self._on_failed)
+        self.host.finished.connect(self._on_finished)
 
     # ── menus ────────────────────────────────────────────────────────────────────────────
 
     def _make_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        self.benchmark_action = QAction("&Benchmark…", self)
+        self.benchmark_action.triggered.connect(self.open_benchmark)
+        file_menu.addAction(self.benchmark_action)
+        file_menu.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
@@ -86,9 +96,26 @@ class MainWindow(QMainWindow):
         self.stats_action = QAction("Camera &stats overlay", self)
         self.stats_action.setCheckable(True)
         self.stats_action.setShortcut(QKeySequence("Ctrl+I"))
-        self.stats_action.toggled.connect(self.grid.set_show_stats)
+        self.stats_action.toggled.connect(lambda on: self.grid.set_show_stats(on))
         self.view_menu.addAction(self.stats_action)
         self.view_menu.addSeparator()
+
+    def open_benchmark(self) -> None:
+        """The benchmark wizard (one at a time): it runs Engines of its own, and asks to stop
+        this window's engine first."""
+        from edgeapp.ui.wizard import BenchmarkWizard
+
+        if self.benchmark is None or not self.benchmark.isVisible():
+            self.benchmark = BenchmarkWizard(self.config, host=self.host,
+                                             stop_live=self._stop_for_benchmark, parent=self)
+        self.benchmark.show()
+        self.benchmark.raise_()
+
+    def _stop_for_benchmark(self) -> None:
+        """Stop the live engine and keep the window open (the tiles say it stopped)."""
+        self._keep_open = True
+        self.grid.set_engine_state(stopping=True)
+        self.host.request_stop()
 
     # ── the engine's lifecycle ───────────────────────────────────────────────────────────
 
@@ -126,6 +153,9 @@ class MainWindow(QMainWindow):
         dock.setWidget(panel)
         self.view_menu.addAction(dock.toggleViewAction())
         self.panels[name] = panel
+        restart = getattr(panel, "restartRequested", None)  # the Settings panel's Apply
+        if restart is not None:
+            restart.connect(self.restart_engine)
         return dock
 
     def _arrange(self, docks: list[QDockWidget]) -> None:
@@ -177,11 +207,53 @@ class MainWindow(QMainWindow):
         self.grid.set_engine_state(failed=text)
         self.statusBar().showMessage(f"the engine failed to start: {text}")
 
+    def restart_engine(self, config: Config) -> None:
+        """Stop the engine (stations finish their orders), then start one on ``config``: new
+        tiles, new panels in the same layout."""
+        if self._close_requests:
+            return
+        self._restart_with = config
+        self._phase.setText("engine restarting…")
+        if self.host.done:
+            self._start_next_engine()
+        else:
+            self.grid.set_engine_state(stopping=True)
+            self.host.request_stop()
+
+    def _start_next_engine(self) -> None:
+        config, self._restart_with = self._restart_with, None
+        assert config is not None
+        if self.bridge is not None:
+            self.settings.setValue("window/state", self.saveState(_LAYOUT_VERSION))
+            self.bridge.close()
+            self.bridge.deleteLater()
+            self.bridge = None
+        for dock in self.findChildren(QDockWidget):
+            self.view_menu.removeAction(dock.toggleViewAction())
+            self.removeDockWidget(dock)
+            dock.deleteLater()
+        self.panels.clear()
+        self._groups.clear()
+        self.grid = TileGrid([s.name for s in config.stations], ClassNames({}, ()), self)
+        self.grid.set_show_stats(self.stats_action.isChecked())
+        self.setCentralWidget(self.grid)  # the old grid is deleted
+        self.config, self._keep_open = config, False
+        self.host = EngineHost(config)
+        self._connect_host()
+        self.host.begin()
+
     def _on_finished(self) -> None:
-        """The engine has stopped: stop listening and close for real."""
+        """The engine has stopped: stop listening; start the next one, or close for real."""
         if self.bridge is not None:
             self.bridge.close()
         self.grid.stop()
+        if self._restart_with is not None and not self._close_requests:
+            self._start_next_engine()
+            return
+        if self._keep_open and not self._close_requests:
+            self.statusBar().showMessage("the engine stopped for the benchmark; start edgeapp "
+                                         "again to watch the stations")
+            return
         if self._close_requests or self.host.phase is not EnginePhase.FAILED:
             self.close()
 
@@ -201,7 +273,15 @@ class MainWindow(QMainWindow):
     # ── closing ──────────────────────────────────────────────────────────────────────────
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
-        """First close: stop the engine (stations finish their orders); second: at once."""
+        """First close: stop the engine (stations finish their orders); second: at once. A
+        benchmark in progress is cancelled first (the window closes once it has stopped)."""
+        wizard = self.benchmark
+        if wizard is not None and wizard.job is not None and wizard.job.running:
+            event.ignore()
+            wizard.finished.connect(self.close)
+            wizard.reject()
+            self.statusBar().showMessage("cancelling the benchmark first…")
+            return
         if self.host.done:
             event.accept()
             return

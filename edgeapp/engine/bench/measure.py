@@ -9,8 +9,9 @@ Figures and their sources:
 - frames/s and frames dropped: the stations' own counters at the window's two ends (dropped
   = lost in the station's ring, refused by the Producer, dropped by its pacer) plus the frames
   the Producer's task queue dropped;
-- CPU, memory and GPU: the Engine's machine probe, once a second (GPU None where it cannot be
-  measured: shown n/a, never 0); RSS: this process and its children, once a second;
+- CPU, memory, GPU and RSS: the Engine's metrics history (``Engine.metrics_history``, a point
+  a second) over the window; GPU None where it cannot be measured (shown n/a, never 0); RSS
+  is the sum over the engine's process, its stations and its local workers;
 - SLO fulfilment: the share of sampled seconds with no CRITICAL SLO;
 - quality: the mean over the seconds of the parameters' normalised levels (0 lowest, 1
   highest), as the controller benchmark counts it.
@@ -24,9 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
-
-from edgeapp.engine.api import EngineStatus, SloState, StreamParameters
+from edgeapp.engine.api import EngineStatus, MetricsPoint, SloState, StreamParameters
 from edgeapp.engine.bench.scenarios import Scenario
 from edgeapp.engine.control.parameters import ParameterSpace
 from edgeapp.engine.metrics import percentiles
@@ -72,21 +71,17 @@ class Sample:
         return dataclasses.asdict(self)
 
 
-def process_tree_rss_mb() -> float | None:
-    """RSS of this process and every child (stations, local workers), in MiB."""
-    me = psutil.Process()
-    total = 0
-    for proc in [me, *me.children(recursive=True)]:
-        try:
-            total += proc.memory_info().rss
-        except psutil.Error:  # ended between the listing and the reading
-            continue
-    return round(total / 2**20, 1) if total else None
+def rss_mb(point: MetricsPoint | None) -> float | None:
+    """RSS of the engine's process, its stations and local workers, in MiB."""
+    if point is None or not point.process_rss_mb:
+        return None
+    return round(sum(point.process_rss_mb.values()), 1)
 
 
-def take_sample(status: EngineStatus, space: ParameterSpace, t_s: float, start: Counters,
-                last: Counters, now: Counters) -> Sample:
-    """One second's sample from a status snapshot and the counters around it."""
+def take_sample(status: EngineStatus, point: MetricsPoint | None, space: ParameterSpace,
+                t_s: float, start: Counters, last: Counters, now: Counters) -> Sample:
+    """One second's sample from a status snapshot, the newest metrics point and the
+    counters around it."""
     p = status.parameters
     params = StreamParameters(p.fps_level, p.resolution_level, p.grade)
     elapsed = now.wall - last.wall
@@ -95,7 +90,7 @@ def take_sample(status: EngineStatus, space: ParameterSpace, t_s: float, start: 
         frames_per_s=round((now.frames - last.frames) / elapsed, 2) if elapsed > 0 else None,
         orders=now.orders - start.orders,
         cpu_percent=status.system.cpu_percent, memory_percent=status.system.memory_percent,
-        gpu_percent=status.system.gpu_percent, rss_mb=process_tree_rss_mb(),
+        gpu_percent=status.system.gpu_percent, rss_mb=rss_mb(point),
         critical=tuple(s.name.value for s in status.slos if s.state is SloState.CRITICAL),
         quality=round(space.quality(params), 4), fps_level=p.fps_level,
         resolution_level=p.resolution_level, grade=p.grade.name.lower())
@@ -153,9 +148,10 @@ class ScenarioResult:
 
 
 def fold(result: ScenarioResult, start: Counters, end: Counters,
-         orders: list[OrderResult], end_status: EngineStatus) -> None:
-    """Fill ``result``'s figures from the window ``start`` → ``end``, the orders whose verdict
-    fell inside it, its samples and the status at its end."""
+         orders: list[OrderResult], points: list[MetricsPoint], end_status: EngineStatus
+         ) -> None:
+    """Fill ``result``'s figures from the window ``start`` → ``end``: the orders whose verdict
+    fell inside it, the metrics points of it, its samples and the status at its end."""
     window = max(end.wall - start.wall, 1e-9)
     result.started_at, result.duration_s = start.wall, round(window, 2)
     result.frames = end.frames - start.frames
@@ -169,11 +165,12 @@ def fold(result: ScenarioResult, start: Counters, end: Counters,
         result.slo_critical_s = {name: sum(name in s.critical for s in samples)
                                  for name in sorted({n for s in samples for n in s.critical})}
         result.quality = round(statistics.mean(s.quality for s in samples), 4)
-        result.cpu_avg, result.cpu_max = _avg_max([s.cpu_percent for s in samples])
-        result.gpu_avg, result.gpu_max = _avg_max([s.gpu_percent for s in samples])
-        result.memory_avg, result.memory_max = _avg_max([s.memory_percent for s in samples])
-        rss = [s.rss_mb for s in samples if s.rss_mb is not None]
-        result.rss_max_mb = max(rss) if rss else None
+    window = [p for p in points if start.wall < p.ts <= end.wall]
+    result.cpu_avg, result.cpu_max = _avg_max([p.cpu_percent for p in window])
+    result.gpu_avg, result.gpu_max = _avg_max([p.gpu_percent for p in window])
+    result.memory_avg, result.memory_max = _avg_max([p.memory_percent for p in window])
+    rss = [r for r in map(rss_mb, window) if r is not None]
+    result.rss_max_mb = max(rss) if rss else None
     p = end_status.parameters
     result.parameters_end = {
         "fps_level": p.fps_level, "resolution_level": p.resolution_level,

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeapp.config import Config
+from edgeapp.engine.api import MetricsPoint
 from edgeapp.engine.bench.measure import Counters, Sample, ScenarioResult, fold, take_sample
 from edgeapp.engine.bench.scenarios import Scenario, scenario_config
 from edgeapp.engine.orders.result import OrderResult
@@ -181,13 +182,17 @@ class BenchmarkRunner:
                 engine.stop(timeout=30.0, finish_orders=False)
             result.cancelled = self.cancelled
             if window is not None:
-                start, end, end_status = window
+                start, end, points, end_status = window
                 path = default_results_path(config.data_dir)
-                fold(result, start, end, orders_between(path, start.wall, end.wall), end_status)
+                fold(result, start, end, orders_between(path, start.wall, end.wall), points,
+                     end_status)
                 result.results_db = self._keep_store(path, scenario)
-        except Exception as exc:  # a scenario that fails is reported; the run goes on
+        except EdgeAppError as exc:  # a scenario that fails is reported; the run goes on
+            logger.warning("benchmark scenario %s failed: %s", scenario.name, exc)
+            result.error = str(exc)
+        except Exception as exc:  # a bug: its traceback goes to the log, the run goes on
             logger.exception("benchmark scenario %s failed", scenario.name)
-            result.error = str(exc) if isinstance(exc, EdgeAppError) else repr(exc)
+            result.error = repr(exc)
         finally:
             shutil.rmtree(root, ignore_errors=True)
         return result
@@ -215,12 +220,14 @@ class BenchmarkRunner:
             self._tell(index, scenario, "warming up", 0.0)
         return False
 
-    def _measure(self, engine: Any, index: int, scenario: Scenario,
-                 result: ScenarioResult) -> tuple[Counters, Counters, Any]:
-        """``duration_s`` seconds (fewer when cancelled), a sample each second."""
+    def _measure(self, engine: Any, index: int, scenario: Scenario, result: ScenarioResult
+                 ) -> tuple[Counters, Counters, list[MetricsPoint], Any]:
+        """``duration_s`` seconds (fewer when cancelled), a sample each second; the metrics
+        history is collected as it comes (a long scenario outlasts the history's ring)."""
         space = engine.space
         status = engine.status()
         start = last = Counters.read(status)
+        points: list[MetricsPoint] = []
         t0 = time.monotonic()
         tick = 0
         while True:
@@ -229,15 +236,17 @@ class BenchmarkRunner:
             cancelled = self._cancel.wait(max(0.0, wait))
             status = engine.status()
             now = Counters.read(status)
+            points += engine.metrics_history(points[-1].ts if points else start.wall)
             elapsed = time.monotonic() - t0
             if now.wall - last.wall >= 0.5:  # a cancel right after a sample: no half-second
-                sample = take_sample(status, space, elapsed, start, last, now)
+                sample = take_sample(status, points[-1] if points else None, space, elapsed,
+                                     start, last, now)
                 result.samples.append(sample)
                 last = now
                 result.duration_s = round(elapsed, 2)
                 self._tell(index, scenario, "measuring", elapsed, sample=sample)
             if cancelled or elapsed >= scenario.duration_s:
-                return start, now, status
+                return start, now, points, status
 
     def _keep_store(self, path: Path, scenario: Scenario) -> str | None:
         """Copy the scenario's results store beside the report (SQLite's backup: one

@@ -46,6 +46,9 @@ class FixedParameters:
         return f"fps{part(self.fps_level)}-res{part(self.resolution_level)}-{part(self.grade)}"
 
 
+NOTHING_FIXED = FixedParameters()
+
+
 @dataclass(frozen=True)
 class Scenario:
     """One benchmark run of the pipeline."""
@@ -55,7 +58,7 @@ class Scenario:
     duration_s: float = 60.0
     controller: str = "aif"              # aif / heuristic / static
     grade: str | None = None             # the grade the streams start at; None: the config's
-    fixed: FixedParameters = FixedParameters()  # pinned for the whole run
+    fixed: FixedParameters = NOTHING_FIXED  # pinned for the whole run
     vlm_backend: str | None = None       # local / openai; None: the config's
     local_workers: int | None = None     # None: the config's
 

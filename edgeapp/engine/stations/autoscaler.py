@@ -32,12 +32,10 @@ from edgeapp.engine.api import (
     SetBy,
     Severity,
 )
-from edgeapp.engine.metrics import percentiles
 from edgeapp.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-_LATENCY_WINDOW_S = 60.0  # order latency: the p95 of the orders ended in the last minute
 _HISTORY = 1000
 
 
@@ -267,26 +265,3 @@ class Autoscaler:
                                        "autoscaler"))
         return decision
 
-
-class RecentLatency:
-    """Order latencies of the last minute, for the policy's p95 (thread-safe)."""
-
-    def __init__(self, window_s: float = _LATENCY_WINDOW_S) -> None:
-        self._window = window_s
-        self._items: collections.deque[tuple[float, float]] = collections.deque()
-        self._lock = threading.Lock()
-
-    def add(self, latency_s: float, now: float | None = None) -> None:
-        """One order's latency (order end → verdict)."""
-        with self._lock:
-            self._items.append((time.monotonic() if now is None else now, latency_s))
-
-    def p95(self, now: float | None = None) -> float | None:
-        """The 95th percentile over the window; None without orders in it."""
-        t = time.monotonic() if now is None else now
-        with self._lock:
-            while self._items and t - self._items[0][0] > self._window:
-                self._items.popleft()
-            values = [v for _, v in self._items]
-        (p95,) = percentiles(values, 95)
-        return p95

@@ -271,7 +271,8 @@ class StationPool:
                 record = self._records[config.name] = StationRecord(config, self._policy)
         record.config = config
         record.crashes = type(record.crashes)(self._policy)  # the operator starts it afresh
-        self._spawn(record, "process starting")
+        self._spawn(record, "waiting for the remote station (edgeapp --station "
+                            f"{config.name})" if config.remote else "process starting")
 
     def _do_remove(self, name: str) -> None:
         record = self.get(name)
@@ -343,7 +344,17 @@ class StationPool:
             self._set_state(record, _S.STOPPED, "removed" if record.stop_reason ==
                             "station removed" else "stopped")
             return
+        if channel.remote:
+            self._offline(record, getattr(channel, "end_reason", None) or _exit_reason(code))
+            return
         self._crashed(record, _exit_reason(code))
+
+    def _offline(self, record: StationRecord, reason: str) -> None:
+        """A remote station left or went silent: its orders fail, and it is OFFLINE (the
+        engine cannot restart it) until it speaks again."""
+        self._notify(Severity.ERROR, f"station {record.name} {reason}", record.name)
+        self._router.fail_in_flight(record, f"station {reason}")
+        self._set_state(record, _S.OFFLINE, reason)
 
     def _crashed(self, record: StationRecord, reason: str) -> None:
         """Fail its orders; restart it after a backoff, or give it up."""
@@ -367,7 +378,7 @@ class StationPool:
         """Move ``record`` to ``new`` (an allowed transition) and say so."""
         old = record.state
         record.state, record.reason = old.check(new), reason
-        if new in (_S.STOPPED, _S.CRASHED):
+        if new in (_S.STOPPED, _S.CRASHED, _S.OFFLINE):
             with self._lock:
                 if record.name in self._claimed:
                     self._claimed.remove(record.name)

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from edgeapp.engine.api import EngineEvent, LatestFrame, Notification, Severity
 from edgeapp.engine.orders.result import OrderResult, OrderStatus
 from edgeapp.engine.stations import messages as m
@@ -80,12 +82,25 @@ class StationRouter:
                                        record.name))
 
     def _frame(self, record: StationRecord, ready: m.FrameReady) -> None:
-        channel, producer = record.channel, self._producer
+        channel = record.channel
         frame = channel.frame("live", ready.slot, ready.seq) if channel is not None else None
         if frame is None:
             record.frames_lost += 1
-        elif producer is None or not producer.submit(record.name, ready.seq, frame.image,
-                                                     ready.capture_ts, **self._meta):
+        else:
+            self._submit(record, ready.seq, frame.image, ready.capture_ts)
+
+    def submit_frame(self, station: str, seq: int, image: np.ndarray,
+                     capture_ts: float) -> None:
+        """A frame that came over the network (Redis backend's frame gateway thread)."""
+        record = self._lookup(station)
+        if record is not None and record.channel is not None:
+            self._submit(record, seq, image, capture_ts)
+
+    def _submit(self, record: StationRecord, seq: int, image: np.ndarray,
+                capture_ts: float) -> None:
+        producer = self._producer
+        if producer is None or not producer.submit(record.name, seq, image, capture_ts,
+                                                   **self._meta):
             record.frames_refused += 1
 
     def _forward_ask(self, record: StationRecord, ask: m.VlmAsk) -> None:

@@ -37,7 +37,7 @@ class TileGrid(QWidget):
         self.enlarged: str | None = None
         self.show_stats = False
         self.engine: Any = None
-        self.on_tick: Callable[[float], None] | None = None  # the bench times the pulls
+        self.on_tick: Callable[[float, float], None] | None = None  # the bench: wall, CPU s
         self._last_repaint: dict[str, float] = {}
         self._reported: set[str] = set()  # stations the engine's status has listed
         self._layout = QGridLayout(self)
@@ -149,7 +149,7 @@ class TileGrid(QWidget):
 
     def pull_frames(self) -> None:
         """Each visible tile takes its station's newest frame if it is new (timer slot)."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         engine, now = self.engine, time.monotonic()
         for name, tile in self.tiles.items():
             if not tile.isVisible():
@@ -165,7 +165,7 @@ class TileGrid(QWidget):
                 tile.update()  # the age, the fade, or "no new frame" must move on
                 self._last_repaint[name] = now
         if self.on_tick is not None:
-            self.on_tick(time.perf_counter() - t0)
+            self.on_tick(time.perf_counter() - t0, time.thread_time() - c0)
 
     @staticmethod
     def _repaint_every(model: TileModel, now: float) -> float:

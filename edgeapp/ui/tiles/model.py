@@ -173,6 +173,8 @@ class TileModel:
             return None
         if self.state in (StationState.CRASHED, StationState.RESTARTING) and self.reason:
             detail = f"{self.reason} · {detail}"
+        elif headline == "reconnecting…":
+            detail = f"since {clock(self.since)} · {detail}"
         return Overlay(headline, detail)
 
     def _headline(self, now: float | None) -> str | None:
