@@ -4,6 +4,7 @@ Adding a mode:
 - a sub-command (``edgeapp NAME …``): a module under ``edgeapp/commands/`` with
   ``add_parser(subparsers)`` and ``run(args) -> int``, plus one line in ``COMMANDS``;
 - a flag mode (``edgeapp --worker …``): a module with ``HELP`` (one line), an optional
+  ``METAVAR`` when the flag takes a value (``--station NAME``), an optional
   ``add_arguments(parser)`` for its own options, and ``run(args) -> int``, plus one line in
   ``FLAG_MODES``.
 Modules are imported when the parser is built. ``args.config`` is the ``--config`` path and
@@ -41,11 +42,11 @@ COMMANDS: list[str] = [
 FLAG_MODES: dict[str, str] = {
     "--worker": "edgeapp.commands.worker_cmd",
     "--headless": "edgeapp.commands.headless_cmd",
+    "--station": "edgeapp.commands.station_cmd",
     "--install-desktop": "edgeapp.commands.install_desktop_cmd",
     "--uninstall-desktop": "edgeapp.commands.uninstall_desktop_cmd",
 }
 
-EXIT_NOT_AVAILABLE = 69  # sysexits EX_UNAVAILABLE: the asked-for part is not in this version
 EXIT_INTERNAL_ERROR = 70  # sysexits EX_SOFTWARE: a bug, not the user's input
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
@@ -87,7 +88,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, Modes]:
     group = parser.add_mutually_exclusive_group() if FLAG_MODES else parser
     for flag, module_name in FLAG_MODES.items():
         module = importlib.import_module(module_name)
-        action = group.add_argument(flag, action="store_true", help=module.HELP)
+        metavar = getattr(module, "METAVAR", None)  # a flag that takes a value
+        action = (group.add_argument(flag, metavar=metavar, help=module.HELP) if metavar
+                  else group.add_argument(flag, action="store_true", help=module.HELP))
         modes.flags[flag] = (action.dest, module)
         adder = getattr(module, "add_arguments", None)
         if adder is not None:
@@ -115,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from edgeapp.config import load_config
 
         args.cfg = load_config(args.config)
-        return _dispatch(args, parser, modes)
+        return _dispatch(args, modes)
     except SystemExit as exc:  # --help, --version, or a mode that calls sys.exit
         return _system_exit_code(exc)
     except KeyboardInterrupt:
@@ -141,42 +144,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL_ERROR
 
 
-def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser, modes: Modes) -> int:
+def _dispatch(args: argparse.Namespace, modes: Modes) -> int:
     flags = [flag for flag, (dest, _) in modes.flags.items() if getattr(args, dest)]
     if flags and args.command:
         raise UsageError(f"{flags[0]} and the {args.command} mode cannot be used "
                          "together (see 'edgeapp --help')")
+    if "--headless" not in flags:
+        from edgeapp.commands import metrics_opts
+
+        metrics_opts.refuse(args)  # accepted only where it works
     if args.command:
         module = modes.commands[args.command]
     elif flags:
         module = modes.flags[flags[0]][1]
     else:
-        return run_without_mode(parser)
+        return run_without_mode(args)
     return int(module.run(args) or 0)
 
 
-def run_without_mode(parser: argparse.ArgumentParser) -> int:
-    """``edgeapp`` with no mode: where the operator window will open.
+def run_without_mode(args: argparse.Namespace) -> int:
+    """``edgeapp`` with no mode: the operator window on ``--config`` (default: the demo).
 
-    The desktop window is not built yet; say so and list what this version can do. The GUI
-    issue replaces this function's body.
+    The UI is imported only here, so every other mode (``--worker`` above all) runs without Qt.
     """
-    print("edgeapp: the operator window (desktop app) is not available in this version.\n"
-          "Available modes:", file=sys.stderr)
-    for name, text in _mode_list(parser):
-        print(f"  {name:<22} {text}", file=sys.stderr)
-    print("Run 'edgeapp MODE --help' for a mode's options.", file=sys.stderr)
-    return EXIT_NOT_AVAILABLE
+    from edgeapp.ui.app import run
 
-
-def _mode_list(parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
-    modes: list[tuple[str, str]] = []
-    for action in parser._actions:  # argparse keeps no public list of its modes
-        if isinstance(action, argparse._SubParsersAction):
-            modes += [(f"edgeapp {a.dest}", a.help or "") for a in action._choices_actions]
-        elif action.option_strings and action.option_strings[0] in FLAG_MODES:
-            modes.append((f"edgeapp {action.option_strings[0]}", action.help or ""))
-    return modes
+    return run(args.cfg, args.config)
 
 
 def _exit_codes_text() -> str:
@@ -191,8 +184,7 @@ def _exit_codes_text() -> str:
     for cls in sorted(errors, key=lambda c: c.exit_code):
         text = (cls.__doc__ or cls.__name__).strip().rstrip(".")
         rows.append((str(cls.exit_code), text[:1].lower() + text[1:]))
-    rows += [(str(EXIT_NOT_AVAILABLE), "the asked-for part is not available in this version"),
-             (str(EXIT_INTERNAL_ERROR), "internal error (a bug; --debug shows the traceback)"),
+    rows += [(str(EXIT_INTERNAL_ERROR), "internal error (a bug; --debug shows the traceback)"),
              (str(EXIT_INTERRUPTED), "interrupted (Ctrl+C)")]
     return "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in rows)
 

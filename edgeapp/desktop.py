@@ -116,8 +116,14 @@ def install(home: Path | None = None, launcher: Path | None = None) -> Installed
     _require_freedesktop()
     home = home or data_home()
     launcher = launcher or find_launcher()
+    planned = planned_files(home)
+    missing = [str(source) for source in planned if not source.is_file()]
+    if missing:
+        raise InstallError(f"a shipped file is missing: {missing[0]} (edgeapp was installed "
+                           "without its resources/ or packaging/ folder: install it from a "
+                           "checkout, pip install -e .)")
     written = []
-    for source, target in planned_files(home).items():
+    for source, target in planned.items():
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             if source.suffix == ".desktop":

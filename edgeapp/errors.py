@@ -78,9 +78,15 @@ class SecurityError(EdgeAppError):
 
 
 class TransportError(EdgeAppError):
-    """A ZeroMQ peer cannot be reached or a socket cannot be bound."""
+    """A peer cannot be reached or a socket (ZeroMQ, the metrics endpoint) cannot be bound."""
 
     exit_code = 12
+
+
+class NoDisplayError(EdgeAppError):
+    """There is no display to open the window on (use --headless there)."""
+
+    exit_code = 15
 
 
 class UsageError(EdgeAppError):

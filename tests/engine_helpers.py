@@ -15,7 +15,7 @@ import yaml
 
 from edgeapp import paths
 from edgeapp.config import Config, config_from_dict
-from edgeapp.engine.api import EngineEvent, Notification, OrderValidated
+from edgeapp.engine.api import EngineEvent, Notification, OrderValidated, StationStatus
 from edgeapp.engine.orders.catalog import load_catalog
 from edgeapp.engine.orders.result import OrderResult
 from edgeapp.engine.sources.synthetic import OrderTruth, SyntheticScene
@@ -113,26 +113,15 @@ def truth_orders(seed: int, wrong_order_rate: float, count: int = 40) -> dict[st
     return {o.order_id: o for o in scene.orders}
 
 
-def part(snapshot: Any, name: str) -> Any:
-    """One field of a status snapshot, whether ``status()`` gives plain dicts or typed
-    snapshots (the engine's API is becoming typed: tests read through here)."""
-    return snapshot[name] if isinstance(snapshot, dict) else getattr(snapshot, name)
-
-
-def station_status(engine: Any, station: str) -> Any:
+def station_status(engine: Any, station: str) -> StationStatus:
     """One station's entry in ``engine.status()``."""
-    (entry,) = [s for s in part(engine.status(), "stations") if part(s, "name") == station]
+    (entry,) = [s for s in engine.status().stations if s.name == station]
     return entry
 
 
 def current_order(engine: Any, station: str) -> str | None:
     """The order on ``station``'s counter now (None: none, or its ticket not read yet)."""
-    return part(station_status(engine, station), "current_order")
-
-
-def control_status(engine: Any) -> Any:
-    """The ``control`` part of ``engine.status()``."""
-    return part(engine.status(), "control")
+    return station_status(engine, station).current_order
 
 
 def engine_threads() -> list[str]:

@@ -10,17 +10,12 @@ import numpy as np
 import openvino  # noqa: F401 - imported up front: its telemetry starts a lasting idle thread
 import pytest
 
-from edgeapp import paths
 from edgeapp.cli import main
 from edgeapp.engine.bench.pipeline import bench_pipeline, default_tuning
 from edgeapp.engine.vision.grades import Grade
 from edgeapp.engine.vision.models import installed_models, resolve_grades
 from edgeapp.engine.vision.processor import make_processor
 from edgeapp.errors import InputError, UsageError
-
-SHIPPED_N = paths.shipped_models_dir() / "yolo11n-demo"
-needs_model = pytest.mark.skipif(not (SHIPPED_N / "metadata.yaml").exists(),
-                                 reason=f"the demo model is not shipped ({SHIPPED_N})")
 
 KEYS = {"pipeline_fps", "openvino_benchmark_fps", "ratio", "p95_frame_latency_ms",
         "p50_frame_latency_ms", "model", "grade", "fallback", "input", "frame", "workers",
@@ -30,9 +25,8 @@ KEYS = {"pipeline_fps", "openvino_benchmark_fps", "ratio", "p95_frame_latency_ms
         "per_round"}
 
 
-@needs_model
 def test_every_frame_comes_back_once_in_order_with_detections_and_figures() -> None:
-    # Given: one real worker process, a grade with no model of its own (it falls back)
+    # Given: one real worker process at the HIGH grade (the shipped m model)
     delivered: dict[str, list[int]] = defaultdict(list)
     found: list[np.ndarray] = []
     lock = threading.Lock()
@@ -58,13 +52,15 @@ def test_every_frame_comes_back_once_in_order_with_detections_and_figures() -> N
     # the figures are there, JSON-ready, and say which model really ran
     assert KEYS <= set(out), f"missing {KEYS - set(out)}"
     json.dumps(out)
-    assert out["model"] == grades.models[Grade.HIGH].name
-    assert out["fallback"] == grades.fallbacks.get(Grade.HIGH)
+    assert out["model"] == grades.models[Grade.HIGH].name == "yolo11m-demo"
+    assert out["fallback"] is None, "m is shipped: HIGH is served by its own model"
     assert out["input"] == grades.models[Grade.HIGH].input_size  # default: the model's own
     assert out["workers"] == 1 and out["rounds"] == 1
     assert out["ratio"] > 0
-    assert out["ratio"] == pytest.approx(out["pipeline_fps"] / out["openvino_benchmark_fps"],
-                                         rel=0.01)
+    # the fps figures are rounded to 0.1, the ratio is not: a few fps of the m model on a
+    # busy machine leave the rounding a share of a few percent
+    pipe, app = out["pipeline_fps"], out["openvino_benchmark_fps"]
+    assert out["ratio"] == pytest.approx(pipe / app, rel=0.05 / pipe + 0.05 / app + 0.001)
     assert out["p95_frame_latency_ms"] >= out["p50_frame_latency_ms"] > 0
 
 
@@ -90,7 +86,6 @@ def test_default_tuning_gives_each_worker_its_share_of_the_cores() -> None:
     assert default_tuning(2, cores=2, batch_size=7).batch_size == 7
 
 
-@needs_model
 def test_the_producer_sizes_the_workers_openvino_runtime() -> None:
     confirmation = {"work_type": "YOLO_DETECTION", "work_load": 0, "loading_mode": 0,
                     **default_tuning(2, cores=2).confirmation()}

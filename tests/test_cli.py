@@ -58,16 +58,6 @@ def test_global_config_is_checked_before_the_mode_runs(capsys, tmp_path):
     assert err.startswith("edgeapp: config error: colour = 'red': unknown key")
 
 
-def test_no_mode_says_the_window_is_not_available_and_lists_the_modes(capsys):
-    code, out, err = run_cli(capsys)
-
-    assert code == cli.EXIT_NOT_AVAILABLE != 0
-    assert out == ""
-    assert "not available in this version" in err
-    for name in ("config", "record", "bench"):
-        assert f"edgeapp {name}" in err
-
-
 def test_a_usage_error_is_one_line_with_its_own_exit_code(capsys):
     code, _, err = run_cli(capsys, "no-such-mode")
     assert code == 64

@@ -93,7 +93,15 @@ def test_benchmark_figures_of_the_static_ends() -> None:
     assert bottom["quality"] == 0.0 and bottom["slo_fulfilment"] == 1.0
     assert bottom["recovery_s"] == 0
     assert set(top) == {"controller", "scenario", "slo_fulfilment", "quality",
-                        "changes_per_min", "recovery_s", "step_ms_p99"}
+                        "changes_per_min", "recovery_s", "step_ms_p99", "phases"}
+    # the yardstick, per phase: the best fixed setting that meets the SLOs there
+    full, dropped, back = top["phases"]
+    assert (full["at_s"], dropped["at_s"], back["at_s"]) == (0, 300, 600)
+    assert dropped["cores"] < full["cores"]
+    assert dropped["best_fixed"]["quality"] < full["best_fixed"]["quality"], \
+        "with a worker gone the best setting that fits is a lower one"
+    assert full["quality_ratio"] > 1.0, "static max runs above what fits"
+    assert all(p["quality_ratio"] == 0.0 for p in bottom["phases"])
 
 
 def test_the_bench_command_runs_one_controller_and_refuses_what_real_cannot_run(
@@ -106,3 +114,7 @@ def test_the_bench_command_runs_one_controller_and_refuses_what_real_cannot_run(
     assert (row["controller"], row["scenario"]) == ("heuristic", "steady")
     assert main(["bench", "controller", "--real", "--controller", "static-min"]) == 64
     assert "--real runs aif, heuristic, static-max" in capsys.readouterr().err
+    assert main(["bench", "controller", "--best-fixed", "1,0,low"]) == 64
+    assert "go with --real" in capsys.readouterr().err
+    assert main(["bench", "controller", "--real", "--best-fixed", "1,low"]) == 64
+    assert "e.g. 1,0,medium" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from edgeapp import desktop
+from edgeapp.errors import InstallError
 from edgeapp.paths import APP_NAME, desktop_files_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +82,13 @@ def test_install_into_an_unwritable_folder_is_one_line_and_exit_14(tmp_path: Pat
     assert done.returncode == 14, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot write" in lines[0] and "applications" in lines[0]
+
+
+def test_a_missing_shipped_file_is_named(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(desktop, "icons_dir", lambda: tmp_path / "no-icons")
+    with pytest.raises(InstallError, match="shipped file is missing: .*no-icons"):
+        desktop.install(tmp_path / "home", launcher=Path("/usr/bin/edgeapp-gui"))
+    assert not (tmp_path / "home").exists(), "nothing is half-installed"
 
 
 def test_relative_xdg_data_home_is_ignored_as_the_spec_says() -> None:

@@ -24,10 +24,6 @@ from edgeapp.errors import InputError, ModelError
 from edgeapp.training.verify import match, truth_array
 
 SHIPPED_N = paths.shipped_models_dir() / "yolo11n-demo"
-needs_model = pytest.mark.skipif(
-    not (SHIPPED_N / "metadata.yaml").exists(),
-    reason=f"the demo model is not shipped yet ({SHIPPED_N}); train it with "
-           "'edgeapp models train-demo'")
 TICKET = 12  # the catalogue's classes: 12 items, then the ticket
 
 
@@ -178,7 +174,6 @@ def test_missing_grades_fall_back_to_the_nearest_lower_on_a_tie() -> None:
 
 
 # --- the shipped model -----------------------------------------------------------------------
-@needs_model
 def test_finds_items_and_tickets_on_held_out_frames(detector, samples) -> None:
     # Given held-out frames of the demo camera, detected at the model's own size (320)
     images, truths = zip(*samples, strict=True)
@@ -197,7 +192,6 @@ def test_finds_items_and_tickets_on_held_out_frames(detector, samples) -> None:
     assert ticket_recall >= 0.95, f"ticket recall {ticket_recall:.2f}"
 
 
-@needs_model
 def test_matches_an_independent_cv2_and_raw_ir_pipeline(detector, samples) -> None:
     import openvino as ov
 
@@ -245,7 +239,6 @@ def _slow_decode(pred: np.ndarray, lb: pp.Letterbox, conf: float = 0.25, iou: fl
     return out
 
 
-@needs_model
 def test_a_batch_gives_the_same_detections_as_single_frames(detector, samples) -> None:
     images = [image for image, _ in samples[:6]]
     batch = detector.detect_batch(images)
@@ -255,7 +248,6 @@ def test_a_batch_gives_the_same_detections_as_single_frames(detector, samples) -
         np.testing.assert_allclose(b, s, atol=1e-3)
 
 
-@needs_model
 def test_smaller_input_still_finds_items_in_frame_coordinates(detector, samples) -> None:
     images, truths = zip(*samples, strict=True)
     # Given the stream dropped a resolution level: input 224, frames at 640x360
@@ -277,7 +269,6 @@ def test_smaller_input_still_finds_items_in_frame_coordinates(detector, samples)
     assert detector.input_size == 320
 
 
-@needs_model
 def test_missing_grades_say_which_model_serves_them(tmp_path) -> None:
     # Given a models folder with the LOW and MEDIUM models only
     (tmp_path / "yolo11n-demo").symlink_to(SHIPPED_N, target_is_directory=True)
@@ -289,7 +280,6 @@ def test_missing_grades_say_which_model_serves_them(tmp_path) -> None:
         assert high.model_info.grade is Grade.MEDIUM
 
 
-@needs_model
 def test_grade_switch_mid_sequence_loses_no_frame(tmp_path, samples) -> None:
     # Given LOW = the demo model and MEDIUM = a model that finds nothing, so every result
     # says which model made it
@@ -336,7 +326,6 @@ def test_grade_switch_mid_sequence_loses_no_frame(tmp_path, samples) -> None:
     assert all(on_medium(b) for b in got[3:])
 
 
-@needs_model
 def test_eager_loading_compiles_every_grade_at_start(tmp_path) -> None:
     blind = fake_ir(tmp_path / "blind", 4 + 13)
     with Detector({0: SHIPPED_N, 2: blind}, loading_mode="eager") as d:
@@ -347,7 +336,6 @@ def test_eager_loading_compiles_every_grade_at_start(tmp_path) -> None:
         assert d.loaded_models == ["yolo11n-demo"]
 
 
-@needs_model
 def test_warm_up_compiles_every_grade_at_every_size_while_detection_goes_on(samples) -> None:
     image = samples[0][0]
     with Detector({0: SHIPPED_N, 1: SHIPPED_N}) as d:
@@ -383,7 +371,6 @@ def test_warm_up_compiles_every_grade_at_every_size_while_detection_goes_on(samp
         make_processor({"warm_sizes": [8]})
 
 
-@needs_model
 def test_processor_follows_the_worker_protocol(samples) -> None:
     images = [image for image, _ in samples[:3]]
     proc = make_processor({"work_type": "YOLO_DETECTION", "work_load": 0, "loading_mode": 0})
@@ -394,7 +381,7 @@ def test_processor_follows_the_worker_protocol(samples) -> None:
         mixed = proc.process_batch(images, [{"id": 0}, {"id": 1, "input_size": 224}, {"id": 2}])
         assert np.allclose(full[0], mixed[0]) and np.allclose(full[2], mixed[2])
         assert len(mixed[1]) and not np.array_equal(full[1], mixed[1])
-        proc.set_grade(2)  # falls back to the nearest shipped grade when HIGH is not shipped
+        proc.set_grade(2)  # the shipped m model
         assert len(proc.process_batch(images[:1], [{}])) == 1
         with pytest.raises(InputError, match="input_size"):
             proc.process_batch(images[:1], [{"input_size": "big"}])
@@ -403,7 +390,6 @@ def test_processor_follows_the_worker_protocol(samples) -> None:
 
 
 # --- bad input -------------------------------------------------------------------------------
-@needs_model
 @pytest.mark.parametrize("frame, problem", [
     (np.zeros((64, 64, 3), np.float32), "dtype uint8"),
     (np.zeros((64, 64), np.uint8), r"shape \(H, W, 3\)"),
@@ -424,7 +410,6 @@ def test_missing_model_folder_is_a_model_error(tmp_path) -> None:
         Detector(tmp_path / "empty")
 
 
-@needs_model
 @pytest.mark.parametrize("damage", ["truncated bin", "garbage xml", "missing bin"])
 def test_corrupt_model_is_a_model_error_naming_the_file(tmp_path, damage) -> None:
     folder = tmp_path / "broken"

@@ -168,7 +168,7 @@ def test_bad_input_to_the_producer_is_refused() -> None:
     with pytest.raises(InputError):
         producer.submit("s", 0, np.zeros(3, np.uint8), roi=object())
     producer.stop()
-    assert producer.join(1) and producer.state is ProducerState.STOPPED
+    assert producer.join(10) and producer.state is ProducerState.STOPPED
 
 
 def test_transport_bench_reports_its_figures() -> None:

@@ -53,6 +53,9 @@ def test_orders_are_checked_end_to_end_and_a_crashed_station_fails_only_its_orde
         # Then every verdict is right wherever the VLM saw exactly what was packed, with the
         # right missing / extra / quantity differences
         exact = [r for r in results if r.detected_items == truth[r.order_id].packed]
+        # (a loose share: on a machine other programs overload, frames come seconds late and
+        # the counter's clear moment between two orders can be missed. The exact verdicts of
+        # a fixed scenario are asserted on the judge itself: test_vlm_local.py)
         assert len(exact) >= len(results) / 2, f"the pipeline saw too little right: {results}"
         for r in exact:
             t = truth[r.order_id]
@@ -98,6 +101,7 @@ def test_orders_are_checked_end_to_end_and_a_crashed_station_fails_only_its_orde
         assert (params.resolution, params.set_by, params.override) == (
             0.5, SetBy.OPERATOR, {"resolution_level": 2, "grade": 0})
         engine.clear_override()
+        log.wait(lambda: any("released" in t for t in log.notes()), 30, "the release")
         assert engine.status().parameters.override == {}
         assert engine.parameters.resolution_level == 2, "released: carries on from there"
 
@@ -112,15 +116,25 @@ def test_orders_are_checked_end_to_end_and_a_crashed_station_fails_only_its_orde
         assert victim[0].pid is not None
         os.kill(victim[0].pid, signal.SIGKILL)
 
-        # Then that order ends failed with the reason, the crash is reported, and station a
-        # keeps checking orders
+        # Then that order ends failed with the reason, the crash is reported, the station is
+        # restarted after its backoff, and station a keeps checking orders
         log.wait(lambda: any(r.status is OrderStatus.FAILED for r in log.results("b")), 30,
                  "the crashed station's order failed")
         failed = [r for r in log.results("b") if r.status is OrderStatus.FAILED]
         assert failed[-1].order_id == victim[0].current_order
         assert "crashed (killed by SIGKILL)" in failed[-1].reason
-        assert any(e.station == "b" and e.new is StationState.CRASHED
-                   for e in log.of(StationStateChanged))
+        def lifecycle(station: str) -> list[StationState]:
+            return [e.new for e in log.of(StationStateChanged)
+                    if e.station == station and e.old is not e.new]
+
+        log.wait(lambda: lifecycle("b")[-3:] == [StationState.RESTARTING, StationState.STARTING,
+                                                 StationState.RUNNING], 90, "b restarted")
+        restarted = engine.status().station("b")
+        assert restarted is not None and restarted.restarts == 1
+        assert restarted.pid is not None and restarted.pid != victim[0].pid
+        (crash,) = [e for e in log.of(StationStateChanged)
+                    if e.station == "b" and e.new is StationState.RESTARTING]
+        assert "killed by SIGKILL" in crash.reason and "restart in 1 s" in crash.reason
         before = len(log.results("a"))
         log.wait(lambda: len(log.results("a")) > before, 60, "station a goes on")
         assert engine.running

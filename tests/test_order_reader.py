@@ -10,14 +10,13 @@ import sys
 
 import numpy as np
 import pytest
+import rapidocr_onnxruntime  # noqa: F401 - the app extra's OCR: missing, this module fails
 
-pytest.importorskip("rapidocr_onnxruntime")
-
-from edgeapp.engine.bench.ocr import held_out_frames  # noqa: E402
-from edgeapp.engine.orders.catalog import TICKET_CLASS, load_catalog  # noqa: E402
-from edgeapp.engine.sources.sprites import draw_ticket  # noqa: E402
-from edgeapp.engine.sources.synthetic import SyntheticScene  # noqa: E402
-from edgeapp.engine.vision.order_reader import (  # noqa: E402
+from edgeapp.engine.bench.ocr import held_out_frames
+from edgeapp.engine.orders.catalog import TICKET_CLASS, load_catalog
+from edgeapp.engine.sources.sprites import draw_ticket
+from edgeapp.engine.sources.synthetic import SyntheticScene
+from edgeapp.engine.vision.order_reader import (
     AMBIGUOUS,
     LOW_CONFIDENCE,
     NO_TEXT,
@@ -27,7 +26,7 @@ from edgeapp.engine.vision.order_reader import (  # noqa: E402
     OrderIdReader,
     parse_order_text,
 )
-from edgeapp.errors import InputError  # noqa: E402
+from edgeapp.errors import InputError
 
 
 @pytest.fixture(scope="module")

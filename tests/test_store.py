@@ -19,7 +19,7 @@ import pytest
 from edgeapp.commands import results_cmd
 from edgeapp.engine.orders.result import OrderResult, OrderStatus
 from edgeapp.engine.orders.store import RESULTS_FILENAME, ResultsStore, default_results_path
-from edgeapp.errors import StoreError
+from edgeapp.errors import InputError, StoreError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,7 +73,7 @@ def test_round_trip_and_settings(store):
     conn = store._connection()
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2, "FULL"
-    assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == 1
+    assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 2
 
 
 def test_reopen_keeps_results(tmp_path):
@@ -268,6 +268,25 @@ def test_foreign_or_newer_database_is_refused(tmp_path):
         conn.execute("UPDATE schema_version SET version = 99")
     with pytest.raises(StoreError, match="schema version 99"):
         ResultsStore(newer)
+
+
+def test_scaling_decisions_survive_a_reopen_and_a_version_1_file_gains_their_table(tmp_path):
+    # Given a results file made by an edgeapp before the autoscaler (schema version 1)
+    path = tmp_path / "r.sqlite3"
+    ResultsStore(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE scaling_decisions")
+        conn.execute("UPDATE schema_version SET version = 1")
+    # When it is opened and two decisions are stored, then reopened
+    with ResultsStore(path) as s:
+        s.add_scaling({"ts": 2.0, "action": "scale_up", "reason": "CPU 40 % < 80 %"})
+        s.add_scaling({"ts": 1.0, "action": "hold", "reason": "at max"})
+    with ResultsStore(path) as s:
+        # Then both are there, oldest first
+        assert [d["ts"] for d in s.scaling_history()] == [1.0, 2.0]
+        assert s.scaling_history(limit=1)[0]["action"] == "scale_up"
+        with pytest.raises(InputError, match="not storable"):
+            s.add_scaling({"action": "hold"})
 
 
 def test_duplicate_and_closed_store_errors(store):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import time
 
 import openvino  # noqa: F401 - imported up front: its telemetry starts a lasting idle thread
 import pytest
@@ -15,13 +16,15 @@ from engine_helpers import engine_config, short_dir
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
-from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
 from edgeapp.engine.engine import Engine  # noqa: E402
 from edgeapp.ui.bridge import EngineBridge  # noqa: E402
 from edgeapp.ui.panels import (  # noqa: E402
     PANELS,
     ControlPanel,
+    HistoryPanel,
+    MetricsPanel,
     NotificationsPanel,
     OrdersPanel,
     SettingsPanel,
@@ -31,6 +34,9 @@ from edgeapp.ui.panels.order_detail import item_rows  # noqa: E402
 # Every order packed wrong, small frames: verdicts come quickly and most are mismatches.
 CAMERA = {"seed": 3, "wrong_order_rate": 1.0, "width": 640, "height": 360}
 VERDICT_TIMEOUT_MS = 120_000
+# The tests that need an engine of their own judge no order: the smallest frames, no waiting
+# for orders at stop.
+SPARE = [{"name": "counter", **CAMERA, "width": 320, "height": 180}]
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +46,20 @@ def bridge(qapp):
     bridge = EngineBridge(engine)
     engine.start()
     try:
+        # Every process of the engine exists before the first test counts its children.
+        deadline = time.monotonic() + 60
+        while not _serving(engine.status()):
+            assert time.monotonic() < deadline, "the engine did not start serving in 60 s"
+            time.sleep(0.1)
         yield bridge
     finally:
         bridge.close()
-        engine.stop(timeout=20)
+        engine.stop(timeout=20, finish_orders=False)
+
+
+def _serving(status) -> bool:
+    return (bool(status.workers) and bool(status.stations)
+            and all(s.state.value == "running" for s in status.stations))
 
 
 def _status(bridge):
@@ -79,7 +95,7 @@ def test_every_panel_paints_the_running_engine(bridge, qtbot):
         _status(bridge).workers[0].pid) + ")")
     control = panels["Control"]
     assert control.sliders.fps.value.text() == "5.0 fps (33 %)", "15 fps camera at 0.33"
-    assert control.sliders.fps.set_by.text() == "config"
+    assert control.sliders.fps.set_by.text() == "set by config"
     assert panels["History"].timeline.started
     assert panels["Settings"].verdict.text() == "config ok: 1 station"
 
@@ -145,8 +161,10 @@ def test_a_mismatched_order_shows_with_its_items_and_evidence_and_exports(bridge
 
 def test_moving_a_slider_overrides_the_engine_and_auto_gives_it_back(bridge, qtbot,
                                                                     monkeypatch):
-    # Given the control panel showing the parameters in force (FPS at its lowest level)
+    # Given the control panel showing the parameters in force (FPS at its lowest level),
+    # and the history
     panel = _show(qtbot, ControlPanel(bridge))
+    history = _show(qtbot, HistoryPanel(bridge))
     fps = panel.sliders.fps
     qtbot.waitUntil(lambda: fps.slider.isEnabled() and fps.set_by.text() != "n/a",
                     timeout=30_000)
@@ -169,15 +187,23 @@ def test_moving_a_slider_overrides_the_engine_and_auto_gives_it_back(bridge, qtb
     # ... after a throttled handful of commands (the first at once, the last value trailing)
     assert sent == [{"fps": 2}, {"fps": 0}], sent
     assert not fps.auto.isChecked()
-    qtbot.waitUntil(lambda: fps.set_by.text() == "operator", timeout=30_000)
-    assert fps.value.text() == "15.0 fps (100 %)"
+    qtbot.waitUntil(lambda: (fps.value.text(), fps.set_by.text())
+                    == ("15.0 fps (100 %)", "set by operator"), timeout=30_000)
+
+    # ... and the history tells both steps, newest first, with who made them
+    def rows():
+        return [tuple(history.table.item(r, c).text() for c in (1, 2, 3))
+                for r in range(history.table.rowCount())]
+    qtbot.waitUntil(lambda: len(rows()) >= 2, timeout=30_000)
+    assert rows()[:2] == [("FPS", "50 % → 100 %", "operator"), ("FPS", "33 % → 50 %", "operator")]
+    assert history.timeline.series["fps"].values[-1] == 100.0
 
     # When the operator switches Auto back on
     qtbot.mouseClick(fps.auto, Qt.MouseButton.LeftButton)
 
     # Then the pin is released: the controller sets FPS again
     qtbot.waitUntil(lambda: _status(bridge).parameters.override == {}, timeout=30_000)
-    qtbot.waitUntil(lambda: fps.set_by.text() in ("config", "static controller"),
+    qtbot.waitUntil(lambda: fps.set_by.text() in ("set by config", "set by static controller"),
                     timeout=30_000)
     assert fps.auto.isChecked()
     bridge.set_override(fps=start.fps_level)  # leave the module's engine as it was
@@ -204,8 +230,6 @@ def test_the_controller_switch_reaches_the_engine(bridge, qtbot):
     qtbot.waitUntil(lambda: _status(bridge).control.controller == "static", timeout=30_000)
 
 
-@pytest.mark.skipif(not hasattr(Engine, "remove_station"),
-                    reason="the engine cannot remove a station yet (issue 16)")
 def test_adding_and_removing_a_station(bridge, qtbot, monkeypatch):
     # Given the control panel listing the one station
     panel = _show(qtbot, ControlPanel(bridge))
@@ -295,7 +319,7 @@ def test_settings_check_a_config_by_key_and_apply_asks_for_a_restart(bridge, qtb
 
 def test_an_engine_error_shows_as_a_banner_and_in_the_log(qapp, qtbot):
     # Given the notifications panel over an engine of its own (its worker will be killed)
-    engine = Engine(engine_config(short_dir(), [{"name": "counter", **CAMERA}]))
+    engine = Engine(engine_config(short_dir(), SPARE))
     bridge = EngineBridge(engine)
     panel = _show(qtbot, NotificationsPanel(bridge))
     try:
@@ -321,4 +345,76 @@ def test_an_engine_error_shows_as_a_banner_and_in_the_log(qapp, qtbot):
         assert panel.table.rowCount() == len(errors)
     finally:
         bridge.close()
-        engine.stop(timeout=20)
+        engine.stop(timeout=20, finish_orders=False)
+
+
+def test_autoscaling_set_in_the_control_panel_shows_in_the_history(qapp, qtbot):
+    # Given an engine of its own (it will get a second station) with autoscaling off,
+    # the control panel and the history
+    engine = Engine(engine_config(short_dir(), SPARE))
+    bridge = EngineBridge(engine)
+    control = _show(qtbot, ControlPanel(bridge))
+    history = _show(qtbot, HistoryPanel(bridge))
+
+    def scaling_rows(panel):
+        return [tuple(panel.table.item(r, c).text() for c in (1, 2, 3, 4))
+                for r in range(panel.table.rowCount())
+                if panel.table.item(r, 1).text().startswith("Stations")]
+    try:
+        engine.start()
+        qtbot.waitUntil(lambda: _serving(engine.status()), timeout=60_000)
+        assert not control.autoscaling.isChecked()
+
+        # When the operator asks for at least two stations and switches autoscaling on
+        control.min_stations.setValue(2)
+        qtbot.mouseClick(control.autoscaling, Qt.MouseButton.LeftButton,
+                         pos=control.autoscaling.rect().topLeft() + QPoint(8, 8))
+
+        # Then the engine autoscales with those bounds and adds a station ...
+        qtbot.waitUntil(lambda: engine.status().control.autoscaling, timeout=30_000)
+        assert engine.status().control.min_stations == 2
+        qtbot.waitUntil(lambda: bool(scaling_rows(history)), timeout=30_000)
+
+        # ... and the history tells what, from → to, who and why, with the timeline at 2
+        what, change, by, reason = scaling_rows(history)[-1]
+        assert (what, change, by) == ("Stations: scale up", "1 → 2 (station-2)", "autoscaler")
+        assert "min_stations 2" in reason
+        qtbot.waitUntil(lambda: history.timeline.series["stations"].values[-1] == 2.0,
+                        timeout=60_000)
+
+        # When the window opens again, then the decision comes from the engine's kept history
+        again = _show(qtbot, HistoryPanel(bridge))
+        qtbot.waitUntil(lambda: scaling_rows(again)[-1:] == scaling_rows(history)[-1:],
+                        timeout=30_000)
+    finally:
+        bridge.close()
+        engine.stop(timeout=20, finish_orders=False)
+
+
+def test_metrics_plot_the_engines_history_and_say_na_for_an_unmeasured_gpu(bridge, qtbot):
+    # Given the metrics panel over the running engine
+    panel = _show(qtbot, MetricsPanel(bridge))
+    qtbot.waitUntil(lambda: len(panel.ts) >= 2, timeout=30_000)
+    first = len(panel.ts)
+
+    # When more samples arrive
+    qtbot.waitUntil(lambda: len(panel.ts) > first, timeout=30_000)
+
+    # Then every curve holds one value per sample, the newest the engine's own
+    history = {p.ts: p for p in bridge.engine.metrics_history()}
+    newest = history[panel.ts[-1]]
+    plots = {plot.title: plot for plot in panel.plots}
+    for plot in panel.plots:
+        for line in plot.lines:
+            assert len(line.xData) == len(panel.ts), plot.title
+    cpu = plots["CPU and memory"].lines[0].yData[-1]
+    assert cpu == pytest.approx(newest.cpu_percent)
+    assert "CPU" in plots["CPU and memory"].widget.getPlotItem().titleLabel.text
+
+    # ... and a GPU that is not measured reads n/a, never 0
+    gpu = plots["GPU"]
+    if all(p.gpu_percent is None for p in history.values()):
+        assert gpu.na.isVisible()
+        assert gpu.widget.getPlotItem().titleLabel.text.endswith("GPU: n/a")
+    else:
+        assert not gpu.na.isVisible()

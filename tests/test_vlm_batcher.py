@@ -169,9 +169,9 @@ def test_full_batch_goes_at_once_and_never_exceeds_max_batch_size(make) -> None:
 
 
 def test_window_opens_at_the_first_request(make) -> None:
-    batcher, backend = make(batch_window_ms=1000)
+    # A 2 s window: the second request, submitted right after the first, is held for it
+    batcher, backend = make(batch_window_ms=2000)
     first = batcher.submit(req("s-1"))
-    time.sleep(0.05)
     second = batcher.submit(req("s-2"))  # inside the first request's window
     assert first.result(timeout=10).ok and second.result(timeout=10).ok
     third = batcher.submit(req("s-3"))  # after that batch left: a window of its own

@@ -11,6 +11,7 @@ import numpy as np
 import openvino  # noqa: F401 - imported up front: its telemetry starts a lasting idle thread
 import pytest
 
+from edgeapp import paths
 from edgeapp.config import Config, config_from_dict
 from edgeapp.engine.bench.batcher import order_frames
 from edgeapp.engine.orders.catalog import Catalog, Item, load_catalog
@@ -64,6 +65,12 @@ def backend(detector: CountingDetector, catalog: Catalog) -> LocalBackend:
     return LocalBackend(detector, catalog)
 
 
+# The orders of the ``orders`` fixture the default local judge (the s model) gets wrong, by
+# index: seed 1's order 172 (two coffees, a burger, a sandwich), where one coffee cup is read as
+# a cola: the demo's typical miss (see the README's demo figures). 23 of 24 are right.
+KNOWN_MISSES = {5: "order 172: one of two coffees read as a cola"}
+
+
 @pytest.fixture(scope="module")
 def orders(catalog: Catalog) -> list[Order]:
     """24 packed orders (6 cameras x 4), 3 full-bag frames each, with their truth."""
@@ -99,8 +106,8 @@ def packing_frames(catalog: Catalog, seed: int) -> tuple[np.ndarray, np.ndarray,
 
 def test_default_grade_is_medium_and_the_model_is_named(backend, detector) -> None:
     assert backend.grade is Grade.MEDIUM and backend.name == "local"
-    assert backend.model == detector.grades.models[Grade.MEDIUM].name
-    assert backend.fallback == detector.grades.fallbacks.get(Grade.MEDIUM)
+    assert backend.model == detector.grades.models[Grade.MEDIUM].name == "yolo11s-demo"
+    assert backend.fallback is None, "s is shipped: MEDIUM is served by its own model"
     assert backend.model in detector.loaded_models
 
 
@@ -267,7 +274,8 @@ def test_end_to_end_stations_get_their_own_verdicts(backend, detector, catalog,
     # then every station got one answer per order, its own, the same as in any batch
     calls = new_calls(detector, before)
     assert sum(calls) == 72 and len(calls) < 24, f"requests were batched: {calls}"
-    verdicts = []
+    index = {id(frames): i for i, (frames, _) in enumerate(orders)}
+    wrong: dict[int, str] = {}
     for name, got in results.items():
         assert len(got) == 3
         for answer, (frames, truth) in got:
@@ -276,11 +284,39 @@ def test_end_to_end_stations_get_their_own_verdicts(backend, detector, catalog,
             result = validate(truth.order_id, truth.expected, answer.items, catalog,
                               station_id=name, num_frames=len(frames),
                               truth_verdict=truth.verdict)
-            verdicts.append(result.truth_correct)
-    assert sum(verdicts) >= 14, f"verdicts right: {sum(verdicts)} of 24"
+            if not result.truth_correct:
+                wrong[index[id(frames)]] = (f"order {truth.order_id}: packed {truth.packed}, "
+                                            f"seen {answer.items}")
+    # ... and every verdict is the right one but the scenario's one known miss: the accuracy
+    # of this fixed, seeded scenario cannot drift without this test saying which order moved
+    assert sorted(wrong) == sorted(KNOWN_MISSES), (
+        f"wrong verdicts {wrong}; expected only {KNOWN_MISSES} (update KNOWN_MISSES, with "
+        "the reason, when the models get better)")
 
 
 # ── building it ──────────────────────────────────────────────────────────────────────────
+
+
+def test_a_judge_grade_without_its_model_is_served_by_another_and_says_so(catalog,
+                                                                          orders) -> None:
+    # Given a detector over a folder with the n model only (with the shipped s and m
+    # installed, as here, the config path cannot make this happen: those serve MEDIUM / HIGH)
+    only_n = paths.shipped_models_dir() / "yolo11n-demo"
+
+    # When the local judge is asked for HIGH
+    backend = LocalBackend(Detector(only_n), catalog, grade="high")
+    try:
+        # Then it names the model that really serves HIGH and says why
+        assert backend.grade is Grade.HIGH and backend.model == "yolo11n-demo"
+        assert backend.fallback is not None and "HIGH" in backend.fallback, backend.fallback
+        assert "yolo11n-demo" in backend.fallback
+        # ... and it still judges: the n model sees the packed items of an order (this one;
+        # it reads order 0's cola as a coffee, which the s model does not)
+        frames, truth = orders[1]
+        (answer,) = backend.infer_batch([request(frames)])
+        assert answer.ok and answer.items == truth.packed, (answer, truth)
+    finally:
+        backend.close()
 
 
 def test_make_backend_builds_the_configured_backend(catalog) -> None:

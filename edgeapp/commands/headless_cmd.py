@@ -21,6 +21,7 @@ import threading
 import time
 from typing import Any, TextIO
 
+from edgeapp.commands import metrics_opts
 from edgeapp.engine.api import (
     CameraState,
     EngineEvent,
@@ -52,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="stop after S seconds (default: run until Ctrl+C or SIGTERM)")
     g.add_argument("--json", action="store_true",
                    help="print the summary as one JSON object (the live status goes to stderr)")
+    metrics_opts.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
             engine.hurry()  # second signal: do not wait for orders to finish
         stop.set()
 
+    # Bound before the engine starts: a port in use fails at once, not after the start-up.
+    metrics = metrics_opts.start(engine, args)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         engine.start()
@@ -85,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
         engine.stop()
     finally:
         engine.stop(timeout=10.0, finish_orders=False)  # after a failure: returns at once
+        if metrics is not None:
+            metrics.stop()
+            metrics.join(2.0)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     summary = engine.summary() | {"station_problems": console.problems()}
@@ -115,6 +122,8 @@ class Console:
         elif isinstance(event, StationStateChanged):
             if event.new in (StationState.CRASHED, StationState.RESTARTING):
                 self._problem(event.station, "crashed", event.reason)
+            elif event.new is StationState.OFFLINE:
+                self._problem(event.station, "offline", event.reason)
             elif event.camera in (CameraState.OFFLINE, CameraState.RECONNECTING):
                 self._problem(event.station, f"camera {event.camera.value}", event.reason)
 

@@ -22,6 +22,7 @@ from edgeapp.config.schema import (
     SloConfig,
     StationConfig,
     StreamConfig,
+    SupervisionConfig,
     VlmConfig,
 )
 from edgeapp.config.seed import SEED_RENAMES, SEED_UNSUPPORTED
@@ -39,6 +40,7 @@ __all__ = [
     "SloConfig",
     "StationConfig",
     "StreamConfig",
+    "SupervisionConfig",
     "VlmConfig",
     "config_from_dict",
     "config_to_yaml",

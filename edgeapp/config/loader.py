@@ -135,6 +135,9 @@ def _unknown_key(name: str, known: Mapping[str, Any]) -> str:
 
 def _convert(value: Any, tp: Any, meta: Mapping[str, Any], key: str, ctx: _Context) -> Any:
     expected = "expected " + rules.describe(tp, meta)
+    inner = rules.optional_of(tp)
+    if inner is not None:
+        return None if value is None else _convert(value, inner, meta, key, ctx)
     if tp is bool:
         if not isinstance(value, bool):
             raise ctx.error(key, value, expected)
@@ -236,6 +239,10 @@ def _check_across(cfg: Config, ctx: _Context) -> None:
             raise ctx.error(f"stations[{i}].name", station.name,
                             f"expected a unique name (stations[{seen[station.name]}] has it)")
         seen[station.name] = i
+        if station.remote and cfg.queue_backend != "redis":
+            raise ctx.error(f"stations[{i}].remote", True,
+                            "expected false: a station on another machine needs "
+                            "queue_backend: redis")
     sc = cfg.scaling
     if sc.min_stations > sc.max_stations:
         raise ctx.error("scaling.min_stations", sc.min_stations,

@@ -47,6 +47,10 @@ def _field(obj: Any, f: dataclasses.Field[Any], pad: str, root: dict[str, Any],
         _entries(value, rules.item_type(tp), pad, f.name, lines)
     elif rules.is_list(tp):
         lines.append(f"{pad}{f.name}: [{', '.join(_scalar(v) for v in value)}]")
+    elif f.metadata.get("secret") and value is not None:
+        lines.append(f"{pad}{f.name}: null  # set in the config read, not written out")
+    elif rules.optional_of(tp) is Path:
+        lines.append(f"{pad}{f.name}: {_scalar(None if value is None else str(value))}")
     elif tp is Path:
         lines.append(f"{pad}{f.name}: " + (
             "null" if value == f.metadata["fallback"](root) else _scalar(str(value))))

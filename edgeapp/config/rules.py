@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -55,8 +56,21 @@ def range_text(meta: Mapping[str, Any]) -> str:
     return " and ".join(parts)
 
 
+def optional_of(tp: Any) -> Any:
+    """``X`` for an ``X | None`` field, else None."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 2 \
+            and type(None) in args:
+        return next(a for a in args if a is not type(None))
+    return None
+
+
 def describe(tp: Any, meta: Mapping[str, Any]) -> str:
     """What a value of this field must be, as the end of ``expected …``."""
+    inner = optional_of(tp)
+    if inner is not None:
+        text = describe(inner, meta)
+        return text if text.endswith(", or null") else f"{text}, or null"
     rng = range_text(meta)
     if tp is bool:
         return "true or false"

@@ -62,6 +62,9 @@ class StationConfig:
     wrong_order_rate: float = setting(
         0.2, "share of synthetic orders packed wrong (missing / extra / wrong count)",
         ge=0, le=1)
+    remote: bool = setting(
+        False, "runs on another machine (edgeapp --station NAME; needs queue_backend: redis): "
+        "the engine waits for it instead of starting it")
 
 
 def _default_stations() -> tuple[StationConfig, ...]:
@@ -123,6 +126,9 @@ class DistributedConfig:
         "CURVE key folder; null = <data_dir>/keys")
     insecure: bool = setting(
         False, "allow binding a non-loopback address without CURVE keys")
+    stations_bind: str = setting(
+        "tcp://127.0.0.1:5557", "where stations send frames and get detections back "
+        "(queue_backend: redis; ZeroMQ endpoint)", kind="endpoint")
 
 
 @dataclass(frozen=True)
@@ -212,11 +218,51 @@ class ScalingConfig:
 
 
 @dataclass(frozen=True)
+class SupervisionConfig:
+    """How the engine restarts crashed stations and local workers, and drains removed ones."""
+
+    restart_backoff_max_s: float = setting(
+        30.0, "longest wait before restarting a crashed station or local worker (the wait "
+        "doubles from 1 s)", ge=1, le=3600)
+    max_crashes: int = setting(
+        5, "crashes within crash_window_s after which a station stays down (CRASHED) and a "
+        "local worker is not restarted", ge=1, le=1000)
+    crash_window_s: float = setting(300.0, "the window max_crashes counts in (seconds)",
+                                    gt=0, le=86_400)
+    drain_timeout_s: float = setting(
+        20.0, "how long a removed station may take to finish the order on its counter; after "
+        "it the order ends failed (station removed)", ge=0, le=3600)
+
+
+@dataclass(frozen=True)
 class RedisConfig:
-    """Redis server for the redis queue backend."""
+    """Redis server for the redis queue backend (stations on other machines)."""
 
     host: str = setting("localhost", "Redis host")
     port: int = setting(6379, "Redis port", ge=1, le=65535)
+    db: int = setting(0, "Redis database number", ge=0, le=10_000)
+    username: str | None = setting(None, "Redis user (ACL); null = the default user")
+    password: str | None = setting(
+        None, "Redis password (AUTH); null = the one in the environment variable password_env, "
+        "or none", secret=True)
+    password_env: str = setting(
+        "EDGEAPP_REDIS_PASSWORD", "environment variable that holds the Redis password")
+    tls: bool = setting(False, "connect with TLS (rediss://)")
+    tls_ca_file: Path | None = setting(
+        None, "CA certificates (PEM) that signed the server's certificate; null = the system's")
+    namespace: str = setting(
+        "edgeapp", "prefix of every key, so that several engines can share one Redis server")
+    heartbeat_s: float = setting(1.0, "seconds between a station's heartbeats", gt=0, le=60)
+    silent_after_s: float = setting(
+        5.0, "a station not heard from this long is OFFLINE and its order fails", gt=0,
+        le=3600)
+    buffer_messages: int = setting(
+        10_000, "messages a station keeps while Redis is down (heartbeats, metrics and "
+        "previews are dropped first)", ge=100, le=10_000_000)
+    stream_maxlen: int = setting(10_000, "approximate length limit of each Redis stream",
+                                 ge=100, le=10_000_000)
+    preview_fps: float = setting(4.0, "JPEG previews per second a station sends for its tile",
+                                 gt=0, le=60)
 
 
 @dataclass(frozen=True)
@@ -242,6 +288,7 @@ class Config:
     slo: SloConfig = section(SloConfig)
     controller: ControllerConfig = section(ControllerConfig)
     scaling: ScalingConfig = section(ScalingConfig)
+    supervision: SupervisionConfig = section(SupervisionConfig)
     queue_backend: Literal["multiprocessing", "redis"] = setting(
         "multiprocessing", "queue between stations and the engine")
     redis: RedisConfig = section(RedisConfig)

@@ -48,6 +48,7 @@ class StationState(str, enum.Enum):
     DRAINING = "draining"      # asked to leave: finishes the order on its counter first
     RESTARTING = "restarting"  # crashed; waits its backoff, then starts again
     CRASHED = "crashed"        # crashed too often in the window: stays down
+    OFFLINE = "offline"        # a remote station went silent or left; back when it speaks
     STOPPED = "stopped"        # ended on purpose
 
     def can_become(self, new: StationState) -> bool:
@@ -63,12 +64,14 @@ class StationState(str, enum.Enum):
 
 _S = StationState
 _STATION_TRANSITIONS: dict[StationState, frozenset[StationState]] = {
-    _S.STARTING: frozenset({_S.RUNNING, _S.DRAINING, _S.RESTARTING, _S.CRASHED, _S.STOPPED}),
-    _S.RUNNING: frozenset({_S.DRAINING, _S.RESTARTING, _S.CRASHED, _S.STOPPED}),
-    _S.DRAINING: frozenset({_S.STOPPED, _S.CRASHED}),
+    _S.STARTING: frozenset({_S.RUNNING, _S.DRAINING, _S.RESTARTING, _S.CRASHED, _S.STOPPED,
+                            _S.OFFLINE}),
+    _S.RUNNING: frozenset({_S.DRAINING, _S.RESTARTING, _S.CRASHED, _S.STOPPED, _S.OFFLINE}),
+    _S.DRAINING: frozenset({_S.STOPPED, _S.CRASHED, _S.OFFLINE}),
     _S.RESTARTING: frozenset({_S.STARTING, _S.STOPPED, _S.CRASHED}),
     _S.CRASHED: frozenset({_S.STARTING}),  # only an operator's explicit add brings it back
     _S.STOPPED: frozenset({_S.STARTING}),
+    _S.OFFLINE: frozenset({_S.STARTING, _S.STOPPED}),
 }
 
 
@@ -388,7 +391,8 @@ class OrderValidated:
 
 @dataclass(frozen=True)
 class StationStateChanged:
-    """A station's lifecycle state or its camera's state changed."""
+    """A station's lifecycle state or its camera's state changed (``old is new`` when only
+    the camera did; a station added for the first time comes from STOPPED)."""
 
     station: str
     old: StationState
@@ -410,6 +414,17 @@ class ScalingDecision:
     by: SetBy                        # AUTOSCALER or OPERATOR
     metrics: dict[str, float | None]  # the figures that decided: cpu, gpu, order latency …
     station: str | None = None       # the station added or removed
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for the results store and ``--json``)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScalingDecision:
+        """The decision ``to_dict`` made."""
+        return cls(float(data["ts"]), int(data["old_count"]), int(data["new_count"]),
+                   ScalingAction(data["action"]), str(data["reason"]), SetBy(data["by"]),
+                   dict(data["metrics"]), data.get("station"))
 
 
 @dataclass(frozen=True)

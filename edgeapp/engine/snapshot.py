@@ -10,7 +10,9 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from edgeapp.engine.api import (
+    ControlStatus,
     ParametersStatus,
+    QueueStatus,
     SetBy,
     SloStatus,
     StationStatus,
@@ -22,28 +24,32 @@ from edgeapp.engine.sources.stream import redact
 from edgeapp.engine.vision.grades import Grade
 
 if TYPE_CHECKING:
-    from edgeapp.engine.stations.hub import StationLink
+    from edgeapp.engine.distributed.local_workers import LocalWorkers
+    from edgeapp.engine.distributed.producer import Producer
+    from edgeapp.engine.stations.autoscaler import Autoscaler
+    from edgeapp.engine.stations.record import StationRecord
+    from edgeapp.engine.vlm.batcher import VlmBatcher
 
 _HOST = socket.gethostname()
 _RATE_WINDOW_S = 5.0
 
 
-def station_status(link: StationLink, now_wall: float) -> StationStatus:
+def station_status(record: StationRecord, now_wall: float) -> StationStatus:
     """One station as clients see it."""
-    stats = link.stats
-    p50, p95 = link.frame_latency.percentiles(50, 95)
+    stats, channel = record.stats, record.channel
+    p50, p95 = record.frame_latency.percentiles(50, 95)
     last = stats.last_capture_ts if stats is not None else None
     return StationStatus(
-        name=link.name, state=link.state, camera=link.camera, reason=link.reason,
-        source=redact(link.proc.settings.source),
-        pid=link.proc.process.pid if not link.ended else None,
-        fps_in=link.fps_in, fps_out=link.detected.rate(),
-        frame_age_s=None if last is None else max(0.0, now_wall - last),
-        frame_latency_p50_s=p50, frame_latency_p95_s=p95,
-        frames_in=stats.frames_in if stats is not None else 0,
-        frames_processed=link.frames_processed,
-        frames_dropped=link.frames_lost + link.frames_refused + link.proc.dropped,
-        current_order=link.order_id if link.busy else None, restarts=link.restarts)
+        name=record.name, state=record.state, camera=record.camera, reason=record.reason,
+        source=redact(record.config.source), pid=channel.pid if channel is not None else None,
+        fps_in=record.fps_in if channel is not None else None,
+        fps_out=record.detected.rate() if channel is not None else None,
+        frame_age_s=None if last is None or channel is None else max(0.0, now_wall - last),
+        frame_latency_p50_s=p50, frame_latency_p95_s=p95, frames_in=record.frames_in,
+        frames_processed=record.frames_processed,
+        frames_dropped=record.frames_lost + record.frames_refused + record.detections_dropped,
+        current_order=record.order_id if record.busy else None, restarts=record.restarts,
+        remote=record.config.remote or (channel is not None and channel.remote))
 
 
 class WorkerRates:
@@ -76,6 +82,16 @@ class WorkerRates:
             return (seen[-1][1] - seen[0][1]) / (seen[-1][0] - seen[0][0])
 
 
+def worker_statuses(producer_status: Mapping[str, Any], producer: Producer | None,
+                    local: LocalWorkers | None, rates: WorkerRates) -> tuple[WorkerStatus, ...]:
+    """Every worker the Producer knows."""
+    local_pids = set(local.pids().values()) if local is not None else set()
+    # Silent: no request for two heartbeats (the Producer drops it after ``liveness``).
+    silent_after = 2 * producer.settings.heartbeat_s if producer is not None else 1.0
+    return tuple(worker_status(w, rates, local_pids, silent_after)
+                 for w in producer_status.get("workers", []))
+
+
 def worker_status(w: Mapping[str, Any], rates: WorkerRates, local_pids: set[int],
                   silent_after_s: float) -> WorkerStatus:
     """One worker from the Producer's plain-data record."""
@@ -103,6 +119,28 @@ def parameters_status(control: ControlLoop, space: ParameterSpace) -> Parameters
         resolution_levels=space.resolution_levels, grades=space.grades, set_by=set_by,
         reason=change.reason if change is not None else "start",
         override={k: int(v) for k, v in override.items()})
+
+
+def control_status(control: ControlLoop, scaler: Autoscaler) -> ControlStatus:
+    """The controller and the autoscaler."""
+    (step_p99,) = control.step_time.percentiles(99)
+    return ControlStatus(
+        controller=control.kind, ready=control.ready, decisions=control.decisions,
+        at_lowest=control.elasticity.at_lowest,
+        step_ms_p99=None if step_p99 is None else step_p99 * 1000.0,
+        autoscaling=scaler.enabled, min_stations=scaler.policy.min_stations,
+        max_stations=scaler.policy.max_stations)
+
+
+def queue_status(producer_status: Mapping[str, Any], batcher: VlmBatcher | None,
+                 events_dropped: int) -> QueueStatus:
+    """Queue depths along the data path."""
+    p, vlm = producer_status, batcher.stats() if batcher is not None else None
+    return QueueStatus(
+        tasks=p.get("queue_size", 0), tasks_leased=p.get("leased", 0),
+        tasks_dropped=sum(p.get("dropped", {}).values()),
+        vlm_queue=vlm.queue_depth if vlm else 0,
+        vlm_in_flight=vlm.in_flight_requests if vlm else 0, events_dropped=events_dropped)
 
 
 def slo_statuses(control: ControlLoop) -> tuple[SloStatus, ...]:

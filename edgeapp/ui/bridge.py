@@ -63,7 +63,10 @@ class EngineBridge(QObject):
             logger.debug("engine event %s has no signal", type(event).__name__)
             return
         payload = event.result if name == "orderValidated" else event
-        getattr(self, name).emit(payload)
+        try:
+            getattr(self, name).emit(payload)
+        except RuntimeError:  # the bridge's Qt half was deleted (its window is gone)
+            self._drop_subscription()
 
     def poll_status(self) -> None:
         """Read ``engine.status()`` now and emit ``statusUpdated`` (GUI thread)."""
@@ -106,9 +109,12 @@ class EngineBridge(QObject):
     def close(self) -> None:
         """Stop listening: unsubscribe from the engine and stop the status timer."""
         self._timer.stop()
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
+        self._drop_subscription()
+
+    def _drop_subscription(self) -> None:
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> bool:
         call = getattr(self.engine, method, None)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from edgeapp.config.schema import SloConfig, StreamConfig
@@ -106,13 +107,21 @@ def summarise(run: Run) -> dict[str, Any]:
 
 def bench_controller(scenarios: list[str] | None = None, *, seed: int = 0,
                      controllers: tuple[str, ...] = CONTROLLERS) -> list[dict[str, Any]]:
-    """Every controller on every scenario (or the ones named), the same seed for all."""
+    """Every controller on every scenario (or the ones named), the same seed for all; each
+    row's ``phases`` hold its quality per phase as a share of that phase's best fixed
+    setting (:mod:`edgeapp.engine.bench.yardstick`)."""
+    from edgeapp.engine.bench.yardstick import best_fixed_per_phase, phase_ratios
+
     slo, stream = SloConfig(), StreamConfig()
+    chosen = [SCENARIOS[s] for s in scenarios or SCENARIOS]
+    best = {s.name: best_fixed_per_phase(s, slo, stream, seed) for s in chosen}
     rows = []
     for name in controllers:
-        for scenario in (SCENARIOS[s] for s in scenarios or SCENARIOS):
+        for scenario in chosen:
             control = controller_for(name, slo, stream)
-            rows.append(summarise(simulate(control, name, scenario, seed=seed)))
+            run = simulate(control, name, scenario, seed=seed)
+            rows.append({**summarise(run), "phases": phase_ratios(
+                run.parameters, scenario, run.space, best[scenario.name])})
     return rows
 
 
@@ -127,6 +136,25 @@ def add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
                         help="run the demo's real pipeline instead of the simulator (minutes)")
     parser.add_argument("--duration", type=int, default=60, metavar="S",
                         help="seconds per real run (--real; default 60)")
+    parser.add_argument("--capacity", type=Path, default=None, metavar="FILE",
+                        help="--real: a bench capacity result; its best fixed setting is the "
+                             "yardstick (quality_ratio) and steady runs its station count")
+    parser.add_argument("--best-fixed", default=None, metavar="FPS,RES,GRADE",
+                        help="--real: the yardstick setting by hand, e.g. 1,0,medium")
+
+
+def _yardstick(args) -> tuple[StreamParameters, int | None] | None:  # type: ignore[no-untyped-def]
+    """The best fixed setting the ``--real`` rows are measured against, if one was given."""
+    from edgeapp.engine.bench.yardstick import best_fixed_from_file, parse_best_fixed
+    from edgeapp.errors import UsageError
+
+    if args.capacity is not None and args.best_fixed is not None:
+        raise UsageError("give --capacity FILE or --best-fixed, not both")
+    if args.capacity is not None:
+        return best_fixed_from_file(args.capacity)
+    if args.best_fixed is not None:
+        return parse_best_fixed(args.best_fixed), None
+    return None
 
 
 def run_controller_bench(args) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
@@ -143,6 +171,10 @@ def run_controller_bench(args) -> list[dict[str, Any]]:  # type: ignore[no-untyp
             raise UsageError(f"--controller {args.controller}: --real runs "
                              f"{', '.join(REAL_CONTROLLERS)}")
         return bench_controller_real(scenarios, duration_s=args.duration, controllers=(
-            (args.controller,) if args.controller else REAL_CONTROLLERS))
+            (args.controller,) if args.controller else REAL_CONTROLLERS),
+            best_fixed=_yardstick(args))
+    if args.capacity is not None or args.best_fixed is not None:
+        raise UsageError("--capacity and --best-fixed go with --real (the simulator finds "
+                         "its own best fixed setting per phase)")
     return bench_controller(scenarios, seed=args.seed, controllers=(
         (args.controller,) if args.controller else CONTROLLERS))

@@ -29,18 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from edgeapp.config import Config, config_from_dict
+from edgeapp.engine.api import StreamParameters
 from edgeapp.engine.bench.controller import Run, summarise
+from edgeapp.engine.bench.scenarios import bench_stations
 from edgeapp.engine.control.simulator import Phase, Scenario
 from edgeapp.errors import EdgeAppError
 
 REAL_CONTROLLERS = ("aif", "heuristic", "static-max")
 
 
-def real_scenarios(duration_s: int) -> dict[str, Scenario]:
-    """The three scenarios, ``duration_s`` long, disturbed at a third of the run."""
+def real_scenarios(duration_s: int, steady_stations: int = 4) -> dict[str, Scenario]:
+    """The three scenarios, ``duration_s`` long, disturbed at a third of the run; ``steady``
+    on ``steady_stations`` stations."""
     at = duration_s // 3
     return {
-        "steady": Scenario("steady", duration_s, (Phase(0, 4, (1, 1)),)),
+        "steady": Scenario("steady", duration_s, (Phase(0, steady_stations, (1, 1)),)),
         "capacity_drop": Scenario("capacity_drop", duration_s,
                                   (Phase(0, 4, (1, 1)), Phase(at, 4, (1,)))),
         "demand_rise": Scenario("demand_rise", duration_s,
@@ -67,6 +70,8 @@ def run_real(controller: str, scenario: Scenario, *, start_timeout_s: float = 12
     root = Path(tempfile.mkdtemp(prefix="ea-bench-", dir="/tmp"))  # ipc paths must be short
     try:
         config = real_config(root, controller)
+        config = dataclasses.replace(config, stations=bench_stations(
+            config, max(p.stations for p in scenario.phases)))
         first = scenario.phases[0].stations
         later = config.stations[first:scenario.phase(scenario.duration_s).stations]
         engine = Engine(dataclasses.replace(config, stations=config.stations[:first]))
@@ -118,15 +123,28 @@ def _drive(engine: Any, controller: str, scenario: Scenario, later: Any) -> Run:
 
 
 def bench_controller_real(scenarios: list[str] | None = None, *, duration_s: int = 60,
-                          controllers: tuple[str, ...] = REAL_CONTROLLERS
+                          controllers: tuple[str, ...] = REAL_CONTROLLERS,
+                          best_fixed: tuple[StreamParameters, int | None] | None = None
                           ) -> list[dict[str, Any]]:
-    """Every controller on every real scenario (or the ones named)."""
-    table = real_scenarios(duration_s)
+    """Every controller on every real scenario (or the ones named). With ``best_fixed``
+    (the setting and the station count it was found for), each row also has the
+    controller's quality as a share of that setting's (``quality_ratio``); ``steady`` then
+    runs on that many stations, so that its row compares like with like."""
+    table = real_scenarios(duration_s, (best_fixed[1] or 4) if best_fixed else 4)
     rows = []
     for name in controllers:
         for scenario in (table[s] for s in scenarios or table):
-            row = {**summarise(run_real(name, scenario)), "real": True,
-                   "duration_s": duration_s}
+            run = run_real(name, scenario)
+            row = {**summarise(run), "real": True, "duration_s": duration_s,
+                   "stations": scenario.phase(scenario.duration_s).stations}
+            if best_fixed is not None:
+                setting, stations = best_fixed
+                best_q = run.space.quality(run.space.clamp(setting))
+                row["best_fixed"] = {"fps_level": setting.fps_level,
+                                     "resolution_level": setting.resolution_level,
+                                     "grade": setting.grade.name.lower(),
+                                     "quality": round(best_q, 3), "stations": stations}
+                row["quality_ratio"] = round(row["quality"] / best_q, 3) if best_q else None
             print(json.dumps(row), file=sys.stderr, flush=True)  # minutes each: progress
             rows.append(row)
     return rows

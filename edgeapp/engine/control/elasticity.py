@@ -106,9 +106,10 @@ class ElasticityController:
                 self._parameters = new
             return events
 
-    def set_override(self, *, fps_level: int | None = None, resolution_level: int | None = None,
-                     grade: Grade | str | int | None = None) -> ParametersChanged | None:
-        """Pin the given parameters at the operator's levels until :meth:`clear_override`.
+    def check_override(self, *, fps_level: int | None = None,
+                       resolution_level: int | None = None,
+                       grade: Grade | str | int | None = None) -> dict[str, int]:
+        """The pins these levels make (field -> level); ``InputError`` for one out of range.
 
         A grade without a model of its own pins the grade whose model would serve it.
         """
@@ -120,8 +121,16 @@ class ElasticityController:
             level = pins[name]
             if level is not None and not 0 <= level < count:
                 raise InputError(f"{name}: expected 0..{count - 1}, got {level}")
+        return {k: v for k, v in pins.items() if v is not None}
+
+    def set_override(self, *, fps_level: int | None = None, resolution_level: int | None = None,
+                     grade: Grade | str | int | None = None) -> ParametersChanged | None:
+        """Pin the given parameters at the operator's levels until :meth:`clear_override`
+        (see :meth:`check_override`); the change, if any."""
+        pins = self.check_override(fps_level=fps_level, resolution_level=resolution_level,
+                                   grade=grade)
         with self._lock:
-            self._pinned.update({k: v for k, v in pins.items() if v is not None})
+            self._pinned.update(pins)
             new = self._pin(self._parameters)
             if new == self._parameters:
                 return None
@@ -139,16 +148,27 @@ class ElasticityController:
         """Switch to ``kind``; a controller used before comes back with what it learnt.
 
         Building the AIF controller the first time takes seconds (JAX import, compile and
-        warm-up): call this off any thread that must stay responsive.
+        warm-up): :meth:`build` it off any thread that must stay responsive first.
         """
-        controller = self._built.get(kind) or self._build(kind)
+        controller = self.build(kind)
         with self._lock:
             self._controller = controller
 
+    def is_built(self, kind: ControllerKind) -> bool:
+        """Whether ``kind`` was built before (switching to it is then instant)."""
+        with self._lock:
+            return kind in self._built
+
+    def build(self, kind: ControllerKind) -> Controller:
+        """The controller of ``kind``, built once (any thread; seconds for ``aif``)."""
+        with self._lock:
+            built = self._built.get(kind)
+        return built if built is not None else self._build(kind)
+
     def _build(self, kind: ControllerKind) -> Controller:
         controller = make_controller(kind, self.space)
-        self._built[kind] = controller
-        return controller
+        with self._lock:
+            return self._built.setdefault(kind, controller)
 
     def _pin(self, params: StreamParameters) -> StreamParameters:
         """``params`` with the operator's pinned levels."""

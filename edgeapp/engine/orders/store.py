@@ -1,4 +1,5 @@
-"""The results store: every ``OrderResult`` in one SQLite file, durable once ``add`` returns."""
+"""The results store: every ``OrderResult`` in one SQLite file, durable once ``add`` returns,
+and the autoscaler's decisions beside them (so the window shows them after a restart)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 from edgeapp.engine.orders.result import OrderResult, OrderStatus
 from edgeapp.errors import InputError, StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the scaling_decisions table
 RESULTS_FILENAME = "results.sqlite3"
 _BUSY_TIMEOUT_S = 10.0  # another process (the CLI, a second engine) may hold the write lock
 
@@ -39,6 +40,14 @@ _SCHEMA = (
     "CREATE INDEX results_created ON results (created_at)",
     "CREATE INDEX results_order ON results (order_id, created_at)",
     "CREATE INDEX results_station ON results (station_id, created_at)",
+)
+# Added in version 2; a version-1 file gets it when first opened.
+_SCALING_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS scaling_decisions (
+        ts   REAL NOT NULL,
+        json TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS scaling_ts ON scaling_decisions (ts)",
 )
 _INSERT = (
     "INSERT INTO results (result_id, created_at, order_id, station_id, status, accuracy,"
@@ -134,6 +143,26 @@ class ResultsStore:
             # Autocommit: the single INSERT is its own transaction, committed (WAL fsynced,
             # synchronous=FULL) before execute() returns.
             self._connection().execute(_INSERT, row)
+
+    def add_scaling(self, decision: dict[str, Any]) -> None:
+        """Store one scaling decision (plain data with a wall-clock ``ts``); durable on
+        return, like a result."""
+        try:
+            text = json.dumps(decision, allow_nan=False, separators=(",", ":"))
+            ts = float(decision["ts"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"scaling decision is not storable: {exc}") from None
+        with self._lock, self._guard("storing a scaling decision"):
+            self._connection().execute("INSERT INTO scaling_decisions (ts, json) VALUES (?, ?)",
+                                       (ts, text))
+
+    def scaling_history(self, limit: int | None = 1000) -> list[dict[str, Any]]:
+        """The newest ``limit`` scaling decisions, oldest first."""
+        with self._lock, self._guard("reading scaling decisions"):
+            rows = self._connection().execute(
+                "SELECT json FROM scaling_decisions ORDER BY ts DESC, rowid DESC LIMIT ?",
+                (-1 if limit is None else limit,)).fetchall()
+        return [json.loads(text) for (text,) in reversed(rows)]
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -292,7 +321,7 @@ class ResultsStore:
                     )
                 conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
                 conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-                for statement in _SCHEMA:
+                for statement in (*_SCHEMA, *_SCALING_SCHEMA):
                     conn.execute(statement)
             else:
                 row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
@@ -302,6 +331,10 @@ class ResultsStore:
                         f"results database {self.path} has schema version {version}; this"
                         f" edgeapp reads version {SCHEMA_VERSION} (made by a newer edgeapp?)"
                     )
+                if version < SCHEMA_VERSION:
+                    for statement in _SCALING_SCHEMA:
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
             conn.execute("COMMIT")
         except BaseException:
             with suppress(sqlite3.Error):

@@ -131,3 +131,4 @@ class Stop:
 
     finish_order: bool
     deadline_s: float
+    reason: str = "station stopped"  # why an order cut short ends failed

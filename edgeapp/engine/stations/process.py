@@ -6,7 +6,8 @@ FFmpeg's and OpenCV's messages about a camera included, which C code writes stra
 file descriptors — go to ``<data_dir>/logs/station-<name>.log``, never into the terminal's
 status line: what the operator must know comes as a ``StationNotice``. The handle sends the
 engine's messages from its own thread through a bounded outbox, so a station that stalls can
-never block the Collector or the VLM batcher that produce those messages.
+never block the Collector or the VLM batcher that produce those messages; new stream
+parameters wait in a slot of their own (the latest wins) and never wait for outbox room.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
-from edgeapp.engine.stations.messages import StationNotice, Stop
+from edgeapp.engine.stations.messages import SetParameters, StationNotice, Stop
 from edgeapp.engine.stations.settings import StationSettings
 
 logger = logging.getLogger(__name__)
 
 _OUTBOX = 256  # messages to one station at most; detections beyond it are dropped
 _CLOSE = object()
+_WAKE = object()  # new parameters are waiting
 
 
 def station_main(settings: StationSettings, conn: Connection) -> None:
@@ -95,6 +97,8 @@ class StationProcess:
         self._tx = threading.Thread(target=self._send_loop, name=f"station-{self.name}-tx",
                                     daemon=True)
         self.dropped = 0  # detections dropped because the station did not keep up
+        self._parameters: object | None = None  # the newest SetParameters not yet sent
+        self._parameters_lock = threading.Lock()
 
     def start(self) -> None:
         """Spawn the process and the sender thread."""
@@ -135,9 +139,20 @@ class StationProcess:
                                type(message).__name__)
             return False
 
-    def stop(self, finish_order: bool, deadline_s: float) -> None:
-        """Ask the station to stop (finishing the order on its counter first, if asked)."""
-        self.post(Stop(finish_order, deadline_s))
+    def set_parameters(self, message: SetParameters) -> None:
+        """Send new stream parameters ahead of the outbox (never blocks; the latest wins)."""
+        with self._parameters_lock:
+            self._parameters = message
+        try:
+            self._outbox.put_nowait(_WAKE)
+        except queue.Full:
+            pass  # the sender is busy with the outbox and sends the parameters first
+
+    def stop(self, finish_order: bool, deadline_s: float, reason: str = "station stopped"
+             ) -> None:
+        """Ask the station to stop (finishing the order on its counter first, if asked; an
+        order cut short ends ``failed`` with ``reason``)."""
+        self.post(Stop(finish_order, deadline_s, reason))
 
     def terminate(self) -> None:
         """SIGTERM: the station stops without finishing its order."""
@@ -175,9 +190,12 @@ class StationProcess:
             message = self._outbox.get()
             if message is _CLOSE:
                 return
-            if broken:
-                continue
-            try:
-                self.conn.send(message)
-            except (OSError, ValueError):
-                broken = True  # the station died; the engine sees it through the sentinel
+            with self._parameters_lock:
+                parameters, self._parameters = self._parameters, None
+            for item in (parameters, message):
+                if broken or item is None or item is _WAKE:
+                    continue
+                try:
+                    self.conn.send(item)
+                except (OSError, ValueError):
+                    broken = True  # the station died; the engine sees it by the sentinel

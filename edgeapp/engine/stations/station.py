@@ -59,6 +59,7 @@ class Station:
         self._send_lock = threading.Lock()
         self._stop = threading.Event()  # set by a signal handler or a Stop message
         self._finish_order = False
+        self._stop_reason = "station stopped"
         self._drain_deadline = float("inf")
         self._fps_level = settings.fps_level
         self._camera_closed = False
@@ -78,9 +79,12 @@ class Station:
             SourceState.CONNECTING, "not started", time.monotonic(), time.time())
         self._told: tuple[bool, str | None] = (False, None)  # the last OrderUpdate sent
 
-    def stop(self, finish_order: bool = False, deadline_s: float = 0.0) -> None:
-        """Ask the loop to end (from any thread or a signal handler)."""
+    def stop(self, finish_order: bool = False, deadline_s: float = 0.0,
+             reason: str = "station stopped") -> None:
+        """Ask the loop to end (from any thread or a signal handler); an order cut short
+        ends failed with ``reason``."""
         self._finish_order = finish_order
+        self._stop_reason = reason
         self._drain_deadline = time.monotonic() + deadline_s
         self._stop.set()
 
@@ -119,8 +123,8 @@ class Station:
         finally:
             source.stop()
             source.join(5.0)
-            self._cut_short(tracker, flow, "station stopped")
-            flow.abandon("station stopped before the VLM answered")
+            self._cut_short(tracker, flow, self._stop_reason)
+            flow.abandon(f"{self._stop_reason} before the VLM answered")
             self._send_stats()
             flow.close()
             if self._ring is not None:
@@ -166,7 +170,7 @@ class Station:
                 self._source.set_target(fps=self._target_fps(self._source.source_fps),
                                         scale=message.scale)
             elif isinstance(message, Stop):
-                self.stop(message.finish_order, message.deadline_s)
+                self.stop(message.finish_order, message.deadline_s, message.reason)
 
     def _tell_order(self, tracker: OrderTracker) -> None:
         """Tell the engine what is on the counter, when that changed."""

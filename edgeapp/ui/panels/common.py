@@ -94,11 +94,6 @@ class Light(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         return QSize(16, 16)
 
-    @property
-    def colour(self) -> QColor:
-        """The colour shown."""
-        return self._colour
-
     def set_colour(self, colour: QColor, tooltip: str = "") -> None:
         """Show ``colour``; repaints only when it changed."""
         self.setToolTip(tooltip)
@@ -174,6 +169,7 @@ def style_plot(plot: Any, title: str = "", unit: str = "") -> None:
     item.showGrid(x=True, y=True, alpha=0.2)
     item.setMenuEnabled(False)
     item.hideButtons()
+    item.layout.setContentsMargins(2, 2, 16, 2)  # room for the last time label
 
 
 def placeholder(text: str, parent: QWidget | None = None) -> QLabel:

@@ -51,7 +51,7 @@ class ControlPanel(QWidget):
                       "back to the controller.")
         hint.setWordWrap(True)
         set_colour(hint, MUTED_COLOUR)
-        grid.addWidget(hint, 3, 0, 1, 5)
+        grid.addWidget(hint, 6, 0, 1, 3)
 
         controller_box = QGroupBox("Controller")
         self.controller_buttons = QButtonGroup(self)
@@ -69,7 +69,8 @@ class ControlPanel(QWidget):
         self.controller_buttons.idClicked.connect(self._controller_clicked)
 
         scaling_box = QGroupBox("Autoscaling")
-        row = QHBoxLayout(scaling_box)
+        scaling_col = QVBoxLayout(scaling_box)
+        row = QHBoxLayout()
         self.autoscaling = QCheckBox("Add and remove stations automatically")
         self.min_stations = QSpinBox()
         self.max_stations = QSpinBox()
@@ -79,10 +80,12 @@ class ControlPanel(QWidget):
         self.min_stations.setValue(config.scaling.min_stations)
         self.max_stations.setValue(config.scaling.max_stations)
         self.autoscaling.setChecked(config.scaling.enabled)
-        row.addWidget(self.autoscaling, 1)
+        scaling_col.addWidget(self.autoscaling)
+        scaling_col.addLayout(row)
+        row.addWidget(QLabel("Stations:"))
         row.addWidget(self.min_stations)
         row.addWidget(self.max_stations)
-        row.addWidget(QLabel("stations"))
+        row.addStretch(1)
         self._scaling_throttle = Throttle(400, self._send_scaling, self)
         self._scaling_sent_at = 0.0
         self.autoscaling.toggled.connect(self._scaling_edited)

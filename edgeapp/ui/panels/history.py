@@ -62,6 +62,9 @@ class HistoryPanel(QWidget):
         bridge.statusUpdated.connect(self.show_status)
         self.pastLoaded.connect(self._past_loaded)
         self._past_asked = False
+        # The stations line counts running stations from the status (a decision's target is
+        # reached only once the new station runs); decisions draw it only before that.
+        self._first_status: float | None = None
 
     # ── events ───────────────────────────────────────────────────────────────────────────
 
@@ -94,7 +97,9 @@ class HistoryPanel(QWidget):
         self._add_row(event.ts, f"Stations: {action}",
                       f"{event.old_count} → {event.new_count}{where}", value_of(event.by),
                       event.reason)
-        self.timeline.add_stations(event.ts, event.new_count)
+        if self._first_status is None or event.ts < self._first_status:
+            # a decision from before this window: the line has no running count for then
+            self.timeline.add_stations(event.ts, event.new_count)
 
     def show_status(self, status: Any) -> None:
         """Start the timeline from the first status; extend every line to now."""
@@ -103,6 +108,8 @@ class HistoryPanel(QWidget):
             self._load_past()
         p = status.parameters
         now = time.time()
+        if self._first_status is None:
+            self._first_status = now
         if not self.timeline.started:
             self.timeline.add_parameters(now, p.fps, p.resolution, int(p.grade))
         running = sum(1 for s in status.stations if value_of(s.state) == "running")
@@ -130,8 +137,6 @@ class HistoryPanel(QWidget):
     def _load_past(self) -> None:
         """The kept scaling decisions, read off the GUI thread (they may come from SQLite)."""
         engine = self.bridge.engine
-        if not hasattr(engine, "scaling_history"):  # until the engine keeps them (issue 16)
-            return
         signal = self.pastLoaded
 
         def load() -> None:

@@ -24,7 +24,7 @@ from edgeapp.engine.api import Severity
 from edgeapp.ui.panels.common import MUTED_COLOUR, SEVERITY_COLOURS, clock, placeholder
 
 COLUMNS = ("Time", "Severity", "From", "Message")
-MAX_ROWS = 5000
+MAX_ROWS = 1000  # rows fit their wrapped text; the engine's log keeps everything
 
 
 def severity_of(value: Any) -> Severity:
@@ -64,6 +64,9 @@ class NotificationsPanel(QWidget):
         for col in range(3):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        # a message wraps onto as many lines as it needs, at any width of the dock
+        self.table.verticalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents)
         self.empty = placeholder("No notifications yet: engine warnings and errors appear here "
                                  "and as a banner above.")
         lay = QVBoxLayout(self)
@@ -91,7 +94,6 @@ class NotificationsPanel(QWidget):
             self.table.setItem(row, col, item)
         self.table.setRowHidden(row, self.problems_only.isChecked()
                                 and severity < Severity.WARNING)
-        self.table.resizeRowToContents(row)
         if row + 1 > MAX_ROWS:
             self.table.removeRow(0)
         self.empty.hide()

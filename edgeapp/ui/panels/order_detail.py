@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImageReader, QPixmap
@@ -74,8 +75,7 @@ class OrderDetail(QWidget):
         for col in (1, 2, 3):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         # wide enough for "wrong quantity" and an item name; the evidence gets the rest
-        self.items.setMinimumWidth(self.fontMetrics().averageCharWidth() * 44)
-        self.items.setMaximumWidth(self.fontMetrics().averageCharWidth() * 60)
+        self._items_width = self.fontMetrics().averageCharWidth() * 44
         self._frames = QWidget()
         self._frames_layout = QHBoxLayout(self._frames)
         self._frames_layout.setContentsMargins(0, 0, 0, 0)
@@ -83,7 +83,7 @@ class OrderDetail(QWidget):
         scroll.setWidget(self._frames)
         scroll.setWidgetResizable(True)
         scroll.setMinimumHeight(THUMB_HEIGHT + 40)
-        split = QSplitter(Qt.Orientation.Horizontal)
+        split = self._split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.items)
         split.addWidget(scroll)
         split.setStretchFactor(0, 1)
@@ -97,6 +97,15 @@ class OrderDetail(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self._stack)
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        """Items beside the evidence where there is room, above it in a narrow dock."""
+        super().resizeEvent(event)
+        wide = event.size().width() >= self._items_width + 2 * THUMB_HEIGHT * 16 // 9
+        orientation = Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical
+        if self._split.orientation() != orientation:
+            self._split.setOrientation(orientation)
+        self.items.setMaximumWidth(self._items_width * 4 // 3 if wide else 16_777_215)
 
     def show_result(self, result: OrderResult | None) -> None:
         """Show ``result`` (None: the hint to select one)."""

@@ -66,8 +66,9 @@ class OrdersPanel(QWidget):
         bar.addWidget(self.status_filter)
         bar.addWidget(self.station_filter)
         bar.addWidget(self.search, 1)
-        bar.addWidget(self.count)
         bar.addWidget(self.export_button)
+        self.search.setMinimumWidth(self.search.fontMetrics().horizontalAdvance(
+            "Search order ID") + 40)
 
         self.table = QTableView()
         self.table.setModel(self.proxy)
@@ -80,12 +81,12 @@ class OrdersPanel(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(
             self.table.fontMetrics().height() + 8)
         header = self.table.horizontalHeader()
-        header.setStretchLastSection(False)
-        for col in range(self.model.columnCount()):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
-        for col, chars in enumerate((9, 10, 7, 10, 16, 16, 16, 8)):
-            header.resizeSection(col, self.table.fontMetrics().averageCharWidth() * chars + 16)
-        header.setSectionResizeMode(6, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        # Columns as wide as their content usually is; a narrow dock scrolls, never clips.
+        char = self.table.fontMetrics().averageCharWidth()
+        for col, chars in enumerate((9, 10, 7, 10, 16, 16, 18, 8)):
+            header.resizeSection(col, char * chars + 16)
+        header.setStretchLastSection(True)
 
         self.detail = OrderDetail()
         split = QSplitter(Qt.Orientation.Vertical)
@@ -93,8 +94,10 @@ class OrdersPanel(QWidget):
         split.addWidget(self.detail)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setSizes([3000, 2000])  # proportions: the table gets the larger share
         lay = QVBoxLayout(self)
         lay.addLayout(bar)
+        lay.addWidget(self.count)
         lay.addWidget(split, 1)
 
         self.status_filter.currentIndexChanged.connect(self._refilter)

@@ -86,10 +86,6 @@ class OrdersModel(QAbstractTableModel):
         """Every result held, oldest first."""
         return list(self._rows)
 
-    def stations(self) -> set[str]:
-        """The stations that have a result here."""
-        return {r.station_id for r in self._rows}
-
     def add(self, result: OrderResult) -> bool:
         """Show a new verdict on top (one row inserted); False if it is already shown."""
         if result.result_id in self._ids:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QSlider
+from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QSlider
 
 from edgeapp.ui.panels.common import MUTED_COLOUR, OK_COLOUR, Throttle, grade_text, set_colour
 
@@ -38,14 +38,9 @@ class ParameterRow:
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setPageStep(1)
         self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
-        self.slider.setMinimumWidth(140)
-        self.slider.setEnabled(False)
+        self.slider.setMinimumWidth(120)
         self.value = QLabel("n/a")
-        self.value.setMinimumWidth(self.value.fontMetrics().horizontalAdvance(
-            "MEDIUM (YOLO11s)") + 8)
         self.set_by = QLabel("n/a")
-        self.set_by.setMinimumWidth(self.set_by.fontMetrics().horizontalAdvance(
-            "heuristic controller") + 8)
         self.auto = QCheckBox("Auto")
         self.auto.setChecked(True)
         self.auto.setToolTip("Auto: the controller sets this parameter. Moving the slider "
@@ -53,8 +48,16 @@ class ParameterRow:
         self._throttle = Throttle(THROTTLE_MS, lambda level: self._send(self.key, level))
         self._sent_at = 0.0
         self._sent: int | None = None
-        for col, w in enumerate((QLabel(title), self.slider, self.value, self.set_by, self.auto)):
-            grid.addWidget(w, row, col)
+        # Two lines per parameter, so a narrow dock clips nothing: the slider, then the value
+        # in force and who set it.
+        grid.addWidget(QLabel(title), 2 * row, 0)
+        grid.addWidget(self.slider, 2 * row, 1)
+        grid.addWidget(self.auto, 2 * row, 2)
+        line = QHBoxLayout()
+        line.addWidget(self.value)
+        line.addSpacing(12)
+        line.addWidget(self.set_by, 1)
+        grid.addLayout(line, 2 * row + 1, 1, 1, 2)
         self.slider.valueChanged.connect(self._moved)
         self.auto.toggled.connect(self._auto_toggled)
 
@@ -93,7 +96,7 @@ class ParameterRow:
             self.auto.setChecked(pinned is None)
             self.auto.blockSignals(False)
         self.value.setText(text)
-        self.set_by.setText(set_by)
+        self.set_by.setText(f"set by {set_by}")
         self.set_by.setToolTip(reason)
         set_colour(self.set_by, OK_COLOUR if set_by == "operator" else MUTED_COLOUR)
 

@@ -52,7 +52,7 @@ class _SloRow:
         background, text = palette_colours()
         self.spark = pg.PlotWidget(background=background)
         self.spark.setFixedHeight(34)
-        self.spark.setMinimumWidth(120)
+        self.spark.setMinimumWidth(80)
         item = self.spark.getPlotItem()
         item.hideAxis("left")
         item.hideAxis("bottom")
@@ -80,7 +80,7 @@ class _SloRow:
         self.light.set_colour(colour, f"{self.title}: {key}")
         self.value.setText(f"{fmt(value, self.unit, self.digits)} / "
                            f"{fmt(limit, self.unit, self.digits)}")
-        self.state.setText(key.title() if key in ("NOT MEASURED", "NO DATA") else key)
+        self.state.setText(key.lower() if key in ("NOT MEASURED", "NO DATA") else key)
         set_colour(self.state, colour, bold=True)
         if limit is not None:
             self.limit_line.setValue(limit)

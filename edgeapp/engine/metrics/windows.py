@@ -1,7 +1,6 @@
-"""Measurements the engine reports: CPU and memory, rates, latency windows, percentiles.
+"""Rates, latency windows and percentiles: the small meters the pipeline's parts keep.
 
-No invented numbers: GPU use is ``None`` until a GPU probe exists for this machine, and a
-figure with no samples yet is ``None`` too, never 0.
+A figure with no samples yet is ``None``, never 0.
 """
 
 from __future__ import annotations
@@ -10,33 +9,8 @@ import collections
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
-
-
-@dataclass(frozen=True)
-class SystemUsage:
-    """Machine load: CPU and memory in percent; GPU ``None`` where it cannot be measured."""
-
-    cpu_percent: float | None
-    memory_percent: float | None
-    gpu_percent: float | None = None
-
-
-class SystemProbe:
-    """CPU use since the previous call (psutil's way: the first call has no figure yet)."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._psutil = psutil
-        psutil.cpu_percent(interval=None)  # primes the counter
-
-    def sample(self) -> SystemUsage:
-        """The machine's use now."""
-        return SystemUsage(float(self._psutil.cpu_percent(interval=None)),
-                           float(self._psutil.virtual_memory().percent))
 
 
 class RateMeter:
@@ -96,3 +70,34 @@ def percentiles(values: Iterable[float], *qs: float) -> tuple[float | None, ...]
     if data.size == 0:
         return tuple(None for _ in qs)
     return tuple(float(v) for v in np.percentile(data, qs))
+
+
+class TimedWindow:
+    """Samples of the last ``window_s`` seconds, each with its time (thread-safe).
+
+    For true per-order percentiles over a time span: every sample counts once, none is an
+    average of others.
+    """
+
+    def __init__(self, window_s: float = 60.0) -> None:
+        self.window_s = window_s
+        self._samples: collections.deque[tuple[float, float]] = collections.deque()
+        self._lock = threading.Lock()
+
+    def add(self, value: float, now: float | None = None) -> None:
+        """Record ``value`` at ``now`` (monotonic seconds; default: now)."""
+        t = time.monotonic() if now is None else now
+        with self._lock:
+            self._samples.append((t, float(value)))
+            self._trim(t)
+
+    def values(self, now: float | None = None) -> list[float]:
+        """The samples of the last ``window_s`` seconds, oldest first."""
+        t = time.monotonic() if now is None else now
+        with self._lock:
+            self._trim(t)
+            return [v for _, v in self._samples]
+
+    def _trim(self, now: float) -> None:
+        while self._samples and now - self._samples[0][0] > self.window_s:
+            self._samples.popleft()

@@ -1,0 +1,1 @@
+"""``edgeapp bench ui``: the real window, offscreen, on many synthetic stations."""
