@@ -31,9 +31,10 @@ def test_tiny_run_reports_batched_and_unbatched_figures(capsys) -> None:
     assert result["mean_batch_size"]["batched"] > 1
     assert len(result["runs_rps"]["batched"]) == len(result["runs_rps"]["unbatched"]) == 1
     # the yardstick: the backend's own gain, the same requests handed to it directly
-    assert len(result["direct_s"]["batch"]) == len(result["direct_s"]["one_by_one"]) == 1
-    assert result["backend_gain"] == pytest.approx(
-        result["direct_s"]["one_by_one"][0] / result["direct_s"]["batch"][0], rel=0.02)
+    direct = result["direct_s"]
+    assert len(direct["batch"]) == len(direct["one_by_one"]) == 3  # 3 pairs a round
+    ratios = sorted(o / b for b, o in zip(direct["batch"], direct["one_by_one"], strict=True))
+    assert result["backend_gain"] == pytest.approx(ratios[1], rel=0.02)  # their median
     assert result["batcher_efficiency"] == pytest.approx(
         result["speedup"] / result["backend_gain"], rel=0.02)
     assert isinstance(result["goal_met"], bool)

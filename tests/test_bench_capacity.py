@@ -5,6 +5,11 @@ probe is what ``edgeapp bench capacity`` does; its runner is tested in test_benc
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+
 from edgeapp.config import Config
 from edgeapp.engine.api import StreamParameters
 from edgeapp.engine.bench.capacity import Bar, CapacitySearch
@@ -23,7 +28,8 @@ class RuleSearch(CapacitySearch):
 
     def probe(self, stage, stations, seconds, fixed=NOTHING_FIXED):
         met = self.rule(stations, fixed, seconds)
-        self.probes.append({"stage": stage, "stations": stations, "fixed": fixed,
+        self.probes.append({"stage": stage, "stations": stations,
+                            "fixed": fixed.label() if fixed.any else None,
                             "seconds": seconds, "met": met})
         return met, ScenarioResult(Scenario(stage, stations, seconds))
 
@@ -68,7 +74,7 @@ def test_best_fixed_is_the_highest_quality_setting_that_meets_the_bar_with_pruni
     assert space.quality(best) == max(space.quality(p) for p in feasible)
     fixed_probes = [p for p in search.probes if p["stage"] == "fixed"]
     assert len(fixed_probes) <= 10, f"{len(fixed_probes)} probes of 36 settings"
-    assert fixed_probes[0]["fixed"].label() == "fps3-res2-low", "the lowest setting first"
+    assert fixed_probes[0]["fixed"] == "fps3-res2-low", "the lowest setting first"
     assert search.probes[-1]["stage"] == "fixed_confirm"
 
 
@@ -102,3 +108,44 @@ def test_the_bar_names_what_was_missed() -> None:
     assert Bar().judge(result) == (False, "SLOs met in 90.0% of seconds (< 99%)")
     result.slo_fulfilment, result.verdict_accuracy = 1.0, 1.0
     assert Bar().judge(result)[0]
+
+
+def test_the_capacity_file_carries_the_yardstick_to_bench_controller_real(tmp_path) -> None:
+    # Given a search whose machine fits 3 stations, and settings up to a compute budget
+    from edgeapp.engine.bench.capacity import run_capacity
+    from edgeapp.engine.bench.yardstick import best_fixed_from_file
+
+    def rule(n, fixed, _s):
+        if not fixed.any:
+            return n <= 3
+        params = StreamParameters(fixed.fps_level, fixed.resolution_level,
+                                  Grade.parse(fixed.grade))
+        return n <= 3 and search_space.relative_compute(params) <= 0.4
+
+    search = RuleSearch(rule)
+    from edgeapp.engine.engine_setup import model_grades
+    search_space = ParameterSpace.from_config(search.config.stream, model_grades(search.config))
+
+    # When it runs and writes its file
+    result = run_capacity(search, tmp_path)
+
+    # Then the file names the count and the best fixed setting, which the real controller
+    # bench reads back as its yardstick
+    assert result["stations"] == 3
+    best = result["best_fixed"]
+    setting, stations = best_fixed_from_file(Path(result["file"]))
+    assert stations == 3
+    assert (setting.fps_level, setting.resolution_level, setting.grade.name.lower()) == (
+        best["fps_level"], best["resolution_level"], best["grade"])
+    assert best["quality"] == round(search_space.quality(setting), 4)
+    assert json.loads(Path(result["file"]).read_text())["probes"] == result["probes"]
+
+
+def test_a_capacity_file_without_a_best_setting_is_refused_in_one_line(tmp_path) -> None:
+    from edgeapp.engine.bench.yardstick import best_fixed_from_file
+    from edgeapp.errors import UsageError
+
+    path = tmp_path / "capacity.json"
+    path.write_text(json.dumps({"stations": 0, "best_fixed": None}))
+    with pytest.raises(UsageError, match="holds no best fixed setting"):
+        best_fixed_from_file(path)

@@ -125,6 +125,31 @@ def test_a_removed_station_finishes_the_order_on_its_counter_before_it_goes():
     assert not engine_threads(), engine_threads()
 
 
+def test_a_removed_station_past_its_drain_bound_fails_its_order_as_removed():
+    # Given a station that may not take any time to finish its order when removed
+    root = short_dir()
+    config = engine_config(root, CAM, supervision={"drain_timeout_s": 0})
+    engine = Engine(config)
+    log = EventLog()
+    engine.subscribe(log)
+    engine.start()
+    try:
+        def busy() -> str | None:
+            return engine.status().station("cam").current_order
+
+        log.wait(lambda: busy() is not None, 120, "an order on cam's counter")
+        order = busy()
+        # When it is removed
+        engine.remove_station("cam")
+        log.wait(lambda: StationState.STOPPED in lifecycle(log, "cam"), 60, "cam stopped")
+        # Then the order on its counter ended failed, saying the station was removed
+        (result,) = [r for r in log.results("cam") if r.order_id == order]
+        assert result.status is OrderStatus.FAILED and "station removed" in result.reason
+    finally:
+        engine.stop(timeout=20)
+    assert not engine_threads(), engine_threads()
+
+
 def test_control_calls_return_at_once_and_their_outcome_arrives_as_an_event(monkeypatch):
     # Given an AIF build that takes as long as the test wants (a stand-in for the agent:
     # JAX compiles it for a minute on this machine) and an engine with one station

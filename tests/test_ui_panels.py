@@ -230,8 +230,6 @@ def test_the_controller_switch_reaches_the_engine(bridge, qtbot):
     qtbot.waitUntil(lambda: _status(bridge).control.controller == "static", timeout=30_000)
 
 
-@pytest.mark.skipif(not hasattr(Engine, "remove_station"),
-                    reason="the engine cannot remove a station yet (issue 16)")
 def test_adding_and_removing_a_station(bridge, qtbot, monkeypatch):
     # Given the control panel listing the one station
     panel = _show(qtbot, ControlPanel(bridge))
@@ -350,8 +348,6 @@ def test_an_engine_error_shows_as_a_banner_and_in_the_log(qapp, qtbot):
         engine.stop(timeout=20, finish_orders=False)
 
 
-@pytest.mark.skipif(not hasattr(Engine, "set_autoscaling"),
-                    reason="the engine has no autoscaler yet (issue 16)")
 def test_autoscaling_set_in_the_control_panel_shows_in_the_history(qapp, qtbot):
     # Given an engine of its own (it will get a second station) with autoscaling off,
     # the control panel and the history
@@ -395,8 +391,6 @@ def test_autoscaling_set_in_the_control_panel_shows_in_the_history(qapp, qtbot):
         engine.stop(timeout=20, finish_orders=False)
 
 
-@pytest.mark.skipif(not hasattr(Engine, "metrics_history"),
-                    reason="the engine keeps no metrics history yet (issue 16)")
 def test_metrics_plot_the_engines_history_and_say_na_for_an_unmeasured_gpu(bridge, qtbot):
     # Given the metrics panel over the running engine
     panel = _show(qtbot, MetricsPanel(bridge))

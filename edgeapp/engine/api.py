@@ -391,7 +391,8 @@ class OrderValidated:
 
 @dataclass(frozen=True)
 class StationStateChanged:
-    """A station's lifecycle state or its camera's state changed."""
+    """A station's lifecycle state or its camera's state changed (``old is new`` when only
+    the camera did; a station added for the first time comes from STOPPED)."""
 
     station: str
     old: StationState

@@ -19,7 +19,8 @@ answered request of the batched mode.
 
 The yardstick: how much batching can gain on this backend at all. ``backend_gain`` is the
 same requests (one order of each station) handed to the backend directly, in one
-``infer_batch`` call against one call each, in the same rounds: one-by-one time over batch
+``infer_batch`` call against one call each, in the same rounds (three back-to-back pairs a
+round, their order alternating): the median over the pairs of one-by-one time over batch
 time. ``batcher_efficiency`` = ``speedup / backend_gain``: the share of the backend's own gain
 that the batcher delivers to stations that submit on their own (goal >= 0.9, with
 ``added_latency_p99_ms`` <= window + 5 ms). A CPU backend that spends the same per frame at
@@ -29,6 +30,7 @@ server gains more, and the ratio holds there too.
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from dataclasses import dataclass
@@ -42,9 +44,11 @@ from edgeapp.engine.sources.synthetic import OrderTruth, SyntheticScene
 from edgeapp.engine.vlm.batcher import VlmBatcher
 from edgeapp.engine.vlm.local_backend import LocalBackend
 from edgeapp.engine.vlm.request import VlmAnswer, VlmRequest
+from edgeapp.errors import EdgeAppError
 
 EFFICIENCY_GOAL = 0.9  # of the backend's own gain from batching
 ADDED_LATENCY_SLACK_MS = 5.0  # over the batch window, at p99
+DIRECT_PAIRS = 3  # batch / one-by-one pairs of direct calls per round
 
 
 def order_frames(catalog: Catalog, *, seed: int, orders: int, k: int, width: int = 1280,
@@ -141,15 +145,45 @@ def _run_phase(backend: LocalBackend, work: list[list[list[np.ndarray]]], second
     return _Phase(answers, elapsed, cpu, batches)
 
 
-def _direct_round(backend: LocalBackend, requests: list[VlmRequest]) -> tuple[float, float]:
-    """Seconds for ``requests`` as one ``infer_batch`` call, then one call each."""
-    start = time.perf_counter()
-    backend.infer_batch(requests)
-    batched = time.perf_counter() - start
-    start = time.perf_counter()
-    for request in requests:
-        backend.infer_batch([request])
-    return batched, time.perf_counter() - start
+def _direct_round(backend: LocalBackend, frames: list[list[np.ndarray]], timeout_s: float, *,
+                  one_by_one_first: bool) -> tuple[float, float]:
+    """Seconds for one request per station (``frames``) as one ``infer_batch`` call and as
+    one call each, back to back (in the order given, so that alternating rounds cancel a
+    drift in the load). Requests are made fresh for each call: the backend skips a request
+    whose deadline has passed."""
+    def requests() -> list[VlmRequest]:
+        return [VlmRequest.new(f"station-{s + 1}", None, order, timeout_s=timeout_s)
+                for s, order in enumerate(frames)]
+
+    def batched() -> float:
+        batch = requests()
+        start = time.perf_counter()
+        answers = backend.infer_batch(batch)
+        elapsed = time.perf_counter() - start
+        _all_answered(answers)
+        return elapsed
+
+    def singly() -> float:
+        one_by_one = requests()
+        start = time.perf_counter()
+        answers = [a for request in one_by_one for a in backend.infer_batch([request])]
+        elapsed = time.perf_counter() - start
+        _all_answered(answers)
+        return elapsed
+
+    if one_by_one_first:
+        one = singly()
+        return batched(), one
+    batch = batched()
+    return batch, singly()
+
+
+def _all_answered(answers: list[VlmAnswer]) -> None:
+    """A direct call that did not answer every request measured nothing: say why."""
+    failed = [a.error for a in answers if not a.ok]
+    if failed:
+        raise EdgeAppError(f"bench batcher: the backend did not answer {len(failed)} direct "
+                           f"request(s): {failed[0]}")
 
 
 def _p99_ms(values: list[float]) -> float | None:
@@ -183,9 +217,10 @@ def bench_batcher(config: Config | None = None, *, stations: int = 8, seconds: f
     try:
         backend.infer_batch([VlmRequest.new("warm-up", None, work[0][0])])
         for r in range(rounds):
-            direct.append(_direct_round(backend, [
-                VlmRequest.new(f"station-{s + 1}", None, orders[r % len(orders)],
-                               timeout_s=vlm.timeout_s) for s, orders in enumerate(work)]))
+            frames = [orders[r % len(orders)] for orders in work]
+            for k in range(DIRECT_PAIRS):
+                direct.append(_direct_round(backend, frames, vlm.timeout_s,
+                                            one_by_one_first=(r * DIRECT_PAIRS + k) % 2 == 1))
             for mode, options in modes.items():
                 runs[mode].append(_run_phase(
                     backend, work, seconds, window_ms=options["window_ms"],
@@ -196,7 +231,9 @@ def bench_batcher(config: Config | None = None, *, stations: int = 8, seconds: f
     rps = {m: sum(p.ok for p in ps) / sum(p.elapsed_s for p in ps) for m, ps in runs.items()}
     done = {m: [a for p in ps for a in p.answers if a.ok] for m, ps in runs.items()}
     speedup = rps["batched"] / rps["unbatched"] if rps["unbatched"] else None
-    gain = sum(one for _, one in direct) / sum(batch for batch, _ in direct)
+    # The median of the pairs' ratios: one pair that a burst of background load hit on one
+    # side moves it least.
+    gain = statistics.median(one / batch for batch, one in direct)
     added_p99 = _p99_ms([a.queued_s for a in done["batched"]])
     efficiency = None if speedup is None else speedup / gain
     return {

@@ -165,11 +165,11 @@ def fold(result: ScenarioResult, start: Counters, end: Counters,
         result.slo_critical_s = {name: sum(name in s.critical for s in samples)
                                  for name in sorted({n for s in samples for n in s.critical})}
         result.quality = round(statistics.mean(s.quality for s in samples), 4)
-    window = [p for p in points if start.wall < p.ts <= end.wall]
-    result.cpu_avg, result.cpu_max = _avg_max([p.cpu_percent for p in window])
-    result.gpu_avg, result.gpu_max = _avg_max([p.gpu_percent for p in window])
-    result.memory_avg, result.memory_max = _avg_max([p.memory_percent for p in window])
-    rss = [r for r in map(rss_mb, window) if r is not None]
+    inside = [p for p in points if start.wall < p.ts <= end.wall]
+    result.cpu_avg, result.cpu_max = _avg_max([p.cpu_percent for p in inside])
+    result.gpu_avg, result.gpu_max = _avg_max([p.gpu_percent for p in inside])
+    result.memory_avg, result.memory_max = _avg_max([p.memory_percent for p in inside])
+    rss = [r for r in map(rss_mb, inside) if r is not None]
     result.rss_max_mb = max(rss) if rss else None
     p = end_status.parameters
     result.parameters_end = {

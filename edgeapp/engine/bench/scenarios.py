@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from edgeapp.config import Config, StationConfig
 from edgeapp.engine.vision.grades import Grade
@@ -124,10 +124,11 @@ def scenario_config(base: Config, scenario: Scenario, root: Path) -> Config:
     sockets and a data folder under ``root`` (keep it short: ipc paths are ~100 bytes), no
     autoscaling (the scenario fixes the station count). The sockets are local files, so no
     CURVE keys: the keys folder is the scratch one, empty."""
+    # The scenario's strings were checked against these literals in __post_init__.
     stream = base.stream if scenario.grade is None else dataclasses.replace(
-        base.stream, grade=scenario.grade)
+        base.stream, grade=cast(Any, scenario.grade))
     vlm = base.vlm if scenario.vlm_backend is None else dataclasses.replace(
-        base.vlm, backend=scenario.vlm_backend)
+        base.vlm, backend=cast(Any, scenario.vlm_backend))
     distributed = dataclasses.replace(
         base.distributed, producer_bind=f"ipc://{root}/p.sock",
         collector_bind=f"ipc://{root}/c.sock", keys_dir=root / "keys",
@@ -139,6 +140,6 @@ def scenario_config(base: Config, scenario: Scenario, root: Path) -> Config:
     return dataclasses.replace(
         base, stations=bench_stations(base, scenario.stations), data_dir=root / "data",
         stream=stream, vlm=vlm, distributed=distributed,
-        controller=dataclasses.replace(base.controller, kind=kind),
+        controller=dataclasses.replace(base.controller, kind=cast(Any, kind)),
         scaling=dataclasses.replace(base.scaling, enabled=False),
         queue_backend="multiprocessing")

@@ -52,7 +52,7 @@ class ControlLoop:
                  sample: Callable[[], MetricsSample],
                  apply: Callable[[StreamParameters], None],
                  publish: Callable[[EngineEvent], None],
-                 after_step: Callable[[], None] | None = None) -> None:
+                 after_step: Callable[[], object] | None = None) -> None:
         space = ParameterSpace.from_config(stream, grades)
         # Static until the configured controller is built (the AIF agent takes seconds to
         # compile, on the build thread); the parameters hold meanwhile.

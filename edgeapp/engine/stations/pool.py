@@ -234,8 +234,7 @@ class StationPool:
                 self._notify(Severity.ERROR, f"station pool: {exc!r}", record.name)
 
     def _timeout(self, now: float) -> float:
-        due = [t for r in self.records() for t in (r.restart_at, r.drain_until)
-               if t is not None]
+        due = [t for r in self.records() if (t := _next_due(r, now)) is not None]
         if self._workers is not None and (w := self._workers.next_due()) is not None:
             due.append(w)
         return max(0.0, min([_TICK_S, *(t - now for t in due)]))
@@ -259,8 +258,9 @@ class StationPool:
                 if overdue >= 2 * _KILL_GRACE_S:
                     record.channel.kill()
                     record.drain_until = None
-                elif overdue >= _KILL_GRACE_S:
-                    record.channel.terminate()
+                elif overdue >= _KILL_GRACE_S and not record.terminated:
+                    record.channel.terminate()  # once: a second SIGTERM is a hard end
+                    record.terminated = True
 
     # ── commands ─────────────────────────────────────────────────────────────────────────
 
@@ -387,6 +387,17 @@ class StationPool:
 
     def _notify(self, severity: Severity, text: str, part: str) -> None:
         self._publish(Notification(severity, text, part))
+
+
+def _next_due(record: StationRecord, now: float) -> float | None:
+    """When the pool must next act on ``record`` by itself (see ``_timers``)."""
+    if record.state is _S.RESTARTING:
+        return record.restart_at
+    if record.state is _S.DRAINING and record.drain_until is not None:
+        overdue = now - record.drain_until
+        return record.drain_until + (_KILL_GRACE_S if overdue < _KILL_GRACE_S
+                                     else 2 * _KILL_GRACE_S)
+    return None
 
 
 def _exit_reason(code: int | None) -> str:

@@ -34,6 +34,7 @@ class StationRecord:
         self.drain_until: float | None = None  # DRAINING: when the order is cut short
         self.stop_reason = "station stopped"  # how an order cut short by the stop ends
         self.stopping = False  # asked to end: an exit is not a crash
+        self.terminated = False  # drained too long: SIGTERM sent
         # order (router)
         self.busy = False
         self.order_id: str | None = None
@@ -101,3 +102,4 @@ class StationRecord:
         self.camera, self.latest = None, None
         self.busy, self.order_id, self.order_started = False, None, None
         self.stopping, self.drain_until, self.restart_at = False, None, None
+        self.terminated = False

@@ -169,6 +169,7 @@ def style_plot(plot: Any, title: str = "", unit: str = "") -> None:
     item.showGrid(x=True, y=True, alpha=0.2)
     item.setMenuEnabled(False)
     item.hideButtons()
+    item.layout.setContentsMargins(2, 2, 16, 2)  # room for the last time label
 
 
 def placeholder(text: str, parent: QWidget | None = None) -> QLabel:

@@ -137,8 +137,6 @@ class HistoryPanel(QWidget):
     def _load_past(self) -> None:
         """The kept scaling decisions, read off the GUI thread (they may come from SQLite)."""
         engine = self.bridge.engine
-        if not hasattr(engine, "scaling_history"):  # until the engine keeps them (issue 16)
-            return
         signal = self.pastLoaded
 
         def load() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtWidgets import QGridLayout, QVBoxLayout, QWidget
 
-from edgeapp.ui.panels.common import NA, fmt, placeholder, style_plot
+from edgeapp.ui.panels.common import NA, fmt, style_plot
 
 HISTORY_POINTS = 900  # 15 minutes at the history's 1 s
 _PENS = ("#1e88e5", "#e53935", "#43a047")
@@ -33,7 +33,8 @@ class Curve:
     digits: int = 1
 
 
-# (plot title, y unit, curves)
+# (plot title, y unit, curves); the GPU alone can be unmeasurable on a machine, the others
+# are only not measured yet (no order ended)
 PLOTS: tuple[tuple[str, str, tuple[Curve, ...]], ...] = (
     ("Throughput", "frames/s", (
         Curve("processed", "fps", lambda p: _sum(p.fps_processed)),
@@ -49,9 +50,9 @@ PLOTS: tuple[tuple[str, str, tuple[Curve, ...]], ...] = (
         Curve("GPU", "%", lambda p: p.gpu_percent, 0),
         Curve("GPU memory", "%", lambda p: p.gpu_memory_percent, 0))),
     ("Queues", "items", (
-        Curve("task queue", "tasks", lambda p: p.task_queue, 0),
-        Curve("VLM queue", "requests", lambda p: p.vlm_queue, 0),
-        Curve("VLM in flight", "batches", lambda p: p.vlm_in_flight, 0))),
+        Curve("tasks", "", lambda p: p.task_queue, 0),
+        Curve("VLM queued", "", lambda p: p.vlm_queue, 0),
+        Curve("VLM in flight", "", lambda p: p.vlm_in_flight, 0))),
 )
 
 
@@ -72,6 +73,7 @@ class _Plot:
                                        name=c.name, connect="finite")
                       for i, c in enumerate(curves)]
         self.values = [collections.deque(maxlen=HISTORY_POINTS) for _ in curves]
+        self.can_be_na = title == "GPU"
         self.na = pg.TextItem("n/a: not measured on this machine", anchor=(0.5, 0.5),
                               color=self.widget.getAxis("left").textPen().color())
         self.widget.addItem(self.na, ignoreBounds=True)
@@ -90,8 +92,9 @@ class _Plot:
             last = None if not len(y) or np.isnan(y[-1]) else float(y[-1])
             newest.append(f"{curve.name} {fmt(last, curve.unit, curve.digits)}")
         measured = any(not np.all(np.isnan(np.fromiter(r, float, len(r)))) for r in self.values)
-        self.na.setVisible(not measured and len(ts) > 0)
-        if not measured and len(ts):
+        unmeasured = self.can_be_na and not measured and len(ts) > 0
+        self.na.setVisible(unmeasured)
+        if unmeasured:
             self.na.setPos(float(ts[0] + (ts[-1] - ts[0]) / 2), 50.0)
             self.widget.setYRange(0, 100)
         text = f"{self.title}: " + (" · ".join(newest) if measured else NA)
@@ -107,12 +110,6 @@ class MetricsPanel(QWidget):
         super().__init__(parent)
         self.bridge = bridge
         lay = QVBoxLayout(self)
-        self.available = hasattr(bridge.engine, "metrics_history")  # until issue 16 lands
-        if not self.available:
-            lay.addWidget(placeholder("metrics not available: this engine keeps no metrics "
-                                      "history"))
-            self.plots: list[_Plot] = []
-            return
         grid = QGridLayout()
         self.plots = [_Plot(*spec) for spec in PLOTS]
         for i, plot in enumerate(self.plots):
