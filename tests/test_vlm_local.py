@@ -165,6 +165,13 @@ def test_counts_per_frame_from_boxes(backend) -> None:
     same = np.array([[0, 0, 80, 80, 0.9, burger], [1, 1, 80, 80, 0.6, cola]], np.float32)
     assert backend.count_items([same]) == ({"burger": 1}, {})
 
+    # half a burger boxed inside the whole one is not a second burger (its IoU with the whole
+    # is 0.5, which per-class NMS keeps); two burgers side by side, overlapping, are two
+    part = np.array([[0, 0, 80, 80, 0.95, burger], [0, 0, 40, 80, 0.6, burger]], np.float32)
+    assert backend.count_items([part]) == ({"burger": 1}, {})
+    two = np.array([[0, 0, 80, 80, 0.95, burger], [50, 0, 130, 80, 0.9, burger]], np.float32)
+    assert backend.count_items([two]) == ({"burger": 2}, {})
+
 
 def test_inventory_names_aliases_and_unknown_classes(detector) -> None:
     # An inventory that calls the burger "hamburger" (alias "burger") and has no cola.
