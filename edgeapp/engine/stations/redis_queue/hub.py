@@ -214,9 +214,10 @@ class RedisHub:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    def _read(self, streams: dict[str, str], block: int | None = None) -> int:
+    def _read(self, streams: dict[Any, Any], block: int | None = None) -> int:
         assert self._client is not None
-        got = self._client.xreadgroup(GROUP, CONSUMER, streams, count=_COUNT, block=block)
+        got: Any = self._client.xreadgroup(GROUP, CONSUMER, dict(streams), count=_COUNT,
+                                           block=block)
         count, acks = 0, []
         for stream_raw, entries in got or []:
             stream = stream_raw.decode() if isinstance(stream_raw, bytes) else stream_raw
