@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="the Redis server, redis://HOST:6379/0 or rediss://… (TLS) (default: "
                         "the config's redis section); give the password in the environment "
                         "variable named by redis.password_env, not in the URL")
+    g.add_argument("--engine-frames", metavar="ENDPOINT",
+                   help="where the engine takes frames, e.g. tcp://10.0.0.5:5557 (default: "
+                        "the address the engine publishes in Redis)")
     g.add_argument("--station-keys", metavar="DIR", type=Path,
                    help="folder from 'edgeapp keys add-worker NAME' (CURVE keys), when the "
                         "engine's frame address needs them")
@@ -39,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the station until stopped; its exit code."""
     from edgeapp.config import StationConfig
+    from edgeapp.config.rules import valid_kind
     from edgeapp.engine.engine_setup import ticket_class_of
     from edgeapp.engine.orders.catalog import load_catalog
     from edgeapp.engine.stations.redis_queue.runner import run_station
@@ -48,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
     from edgeapp.errors import ConfigError
 
     cfg = args.cfg
+    if args.engine_frames is not None and not valid_kind("endpoint", args.engine_frames):
+        raise ConfigError(f"--engine-frames: expected an endpoint like tcp://10.0.0.5:5557, "
+                          f"got {args.engine_frames!r}")
     stations: dict[str, StationConfig] = {s.name: s for s in cfg.stations}
     station = stations.get(args.station)
     if station is None:
@@ -83,6 +90,6 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_int)
     code = run_station(settings, target, LinkOptions.from_config(cfg.redis), keys=keys,
-                       stop=stop)
+                       stop=stop, frames_address=args.engine_frames)
     print(f"edgeapp station {station.name}: stopped", file=sys.stderr, flush=True)
     return code

@@ -8,8 +8,8 @@ does up to the VLM batcher, which is left out (it is the same for both backends)
 - *mp* (``queue_backend: multiprocessing``): the request crosses a pipe, its frames are
   copied out of the station's shared-memory order ring, the answer goes back through an
   outbox thread and the pipe;
-- *redis*: the station's real Redis link encodes the frames as JPEG into the requests
-  stream, the engine's hub reads them with its consumer group, and the answer goes back
+- *redis*: the station's real Redis link puts the request with its frames (as JPEG) into
+  the requests stream, the engine's hub reads them with its consumer group, and the answer goes back
   through the station's own stream, written with its marker and acknowledgement in one
   MULTI.
 
@@ -93,7 +93,7 @@ def bench_queue(requests: int = 300, frames: int = 2, width: int = 1280, height:
         "mp_p50_ms": _pct(mp_ms, 50), "mp_p99_ms": _pct(mp_ms, 99),
         "redis_p50_ms": _pct(redis_ms, 50), "redis_p99_ms": _pct(redis_ms, 99),
         "redis_added_p99_ms": round(_pct(redis_ms, 99) - _pct(mp_ms, 99), 3),
-        # the same requests without frames: the queue alone, no JPEG
+        # the same requests without frames: the queue alone
         "mp_bare_p50_ms": _pct(mp_bare, 50), "mp_bare_p99_ms": _pct(mp_bare, 99),
         "redis_bare_p50_ms": _pct(redis_bare, 50), "redis_bare_p99_ms": _pct(redis_bare, 99),
         "redis_bare_added_p99_ms": round(_pct(redis_bare, 99) - _pct(mp_bare, 99), 3),
@@ -111,7 +111,7 @@ def _pct(values: list[float], q: int) -> float:
 
 def _frames(frames: int, width: int, height: int) -> list[np.ndarray]:
     rng = np.random.default_rng(1)
-    base = np.zeros((height, width, 3), np.uint8)  # a scene, not noise: JPEG as on a camera
+    base = np.zeros((height, width, 3), np.uint8)  # a scene, as a camera sees one
     base[height // 4: 3 * height // 4, width // 4: 3 * width // 4] = (40, 120, 200)
     return [np.clip(base + rng.integers(0, 8, base.shape, dtype=np.uint8), 0, 255)
             for _ in range(frames)]

@@ -23,7 +23,8 @@ from edgeapp.config import StationConfig, config_from_dict
 from edgeapp.errors import ConfigError
 from edgeapp.ui.panels.common import CRITICAL_COLOUR, MUTED_COLOUR, OK_COLOUR, set_colour, value_of
 
-_STATE_COLOURS = {"running": OK_COLOUR, "crashed": CRITICAL_COLOUR, "restarting": CRITICAL_COLOUR}
+_STATE_COLOURS = {"running": OK_COLOUR, "crashed": CRITICAL_COLOUR, "restarting": CRITICAL_COLOUR,
+                  "offline": CRITICAL_COLOUR}
 
 
 class StationList(QWidget):

@@ -171,7 +171,8 @@ class TileModel:
         headline = self._headline(now)
         if headline is None:
             return None
-        if self.state in (StationState.CRASHED, StationState.RESTARTING) and self.reason:
+        if self.state in (StationState.CRASHED, StationState.RESTARTING,
+                          StationState.OFFLINE) and self.reason:
             detail = f"{self.reason} · {detail}"
         elif headline == "reconnecting…":
             detail = f"since {clock(self.since)} · {detail}"
@@ -190,6 +191,8 @@ class TileModel:
             return f"stopped at {since}"
         if state is StationState.DRAINING:
             return "stopping…"
+        if state is StationState.OFFLINE:  # a station on another machine went silent or left
+            return f"station offline since {since}"
         if camera is None or camera is CameraState.CONNECTING:
             return "connecting…"
         if camera is CameraState.RECONNECTING:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from collections.abc import Callable
 
@@ -61,7 +62,7 @@ class RedisBackend:
                                     keys_dir=keys_dir,  # type: ignore[arg-type]
                                     insecure=d.insecure)
         self.gateway.start()
-        self.hub.start(self.gateway.address)
+        self.hub.start(advertised(self.gateway.address))
 
     def channel(self, settings: StationSettings) -> RedisChannel:
         """The pool's channel for a station (remote or spawned here)."""
@@ -97,3 +98,12 @@ class RedisBackend:
             return  # already running (or starting) under that name
         self._publish(Notification(Severity.INFO, f"station {name} joined from {beat.host} "
                                                   f"(pid {beat.pid}): {beat.source}", name))
+
+
+def advertised(address: str) -> str:
+    """The frame address stations are told: a wildcard bind (``tcp://0.0.0.0:5557``,
+    ``tcp://*:5557``) under this machine's host name, which other machines can resolve."""
+    for wildcard in ("tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:"):
+        if address.startswith(wildcard):
+            return f"tcp://{socket.gethostname()}:{address[len(wildcard):]}"
+    return address

@@ -1,7 +1,9 @@
 """Station messages as Redis stream entries, and back (validated: a bad entry is refused).
 
 An entry is ``{t: type, s: station, d: msgpack dict}``, plus ``f0``, ``f1`` … JPEG frames for a
-VLM request or a preview. No pickle: a Redis server is shared ground. Detections (``(N, 6)``
+VLM request (at a quality close to the original: raw frames, ten times the bytes, made the
+round trip slower, not faster — README, Stations on other machines) or a preview (lower: a
+tile needs less). No pickle: a Redis server is shared ground. Detections (``(N, 6)``
 float32) travel as raw bytes with their row count.
 """
 
@@ -18,6 +20,7 @@ from edgeapp.engine.stations import messages as m
 from edgeapp.errors import InputError
 
 _JPEG_QUALITY = 92  # the VLM reads these frames: close to the original, a tenth of its size
+_PREVIEW_QUALITY = 70
 _MAX_FRAMES = 32
 
 
@@ -67,7 +70,8 @@ def encode(station: str, message: object) -> dict[bytes, bytes]:
     fields = {b"t": kind.encode(), b"s": station.encode(),
               b"d": msgpack.packb(data, use_bin_type=True)}
     for i, image in enumerate(frames):
-        fields[f"f{i}".encode()] = jpeg(image)
+        fields[f"f{i}".encode()] = jpeg(image, _PREVIEW_QUALITY if kind == "preview"
+                                        else _JPEG_QUALITY)
     return fields
 
 

@@ -32,14 +32,15 @@ def station_process_main(settings: StationSettings, target: RedisTarget, options
 
 def run_station(settings: StationSettings, target: RedisTarget, options: LinkOptions, *,
                 parent_pid: int | None = None, keys: Any = None,
-                notice: str | None = None, stop: threading.Event | None = None) -> int:
+                notice: str | None = None, stop: threading.Event | None = None,
+                frames_address: str | None = None) -> int:
     """Run one station until it is stopped (by the engine, SIGTERM or ``stop``); its exit
     code (0: stopped as asked)."""
     from edgeapp.engine.stations.station import Station
 
     conn = RedisStationConn(settings.name, target, source=settings.source,
                             data_dir=settings.data_dir, options=options, keys=keys,
-                            parent_pid=parent_pid)
+                            parent_pid=parent_pid, frames_address=frames_address)
     conn.start()
     station = Station(settings, conn)  # type: ignore[arg-type]  # a pipe end in shape
     if notice:

@@ -36,9 +36,10 @@ from edgeapp.engine.stations.ring import FrameRing
 logger = logging.getLogger(__name__)
 
 GROUP = "station"
-_PREVIEW_QUALITY = 70
 _PREVIEW_KEEP = 2
-REQUESTS_MAXLEN = 512  # pending requests are far fewer (stations x order slots)
+# The engine trims the requests it answered, and a station has at most settings.order_slots
+# waiting, so this hard bound (64 stations' worth) matters only while the engine is away.
+REQUESTS_MAXLEN = 256
 _INBOX = 512
 _FLUSH_S = 5.0  # at the end, how long the outbox may take to empty before it is spooled
 _ADDRESS_EVERY_S = 2.0
@@ -64,13 +65,14 @@ class RedisStationConn:
 
     def __init__(self, name: str, target: RedisTarget, *, source: str, data_dir: Path,
                  options: LinkOptions | None = None, keys: object | None = None,
-                 parent_pid: int | None = None) -> None:
+                 parent_pid: int | None = None, frames_address: str | None = None) -> None:
         self.name = name
         self._target = target
         self._keys = target.keys()
         self._opt = options or LinkOptions()
         self._client = target.connect()
         self._parent_pid = parent_pid
+        self._frames_address = frames_address  # None: the one the engine publishes
         self._hello = codec.Heartbeat(source, socket.gethostname(), os.getpid(), time.time())
         self._outbox = Outbox(self._opt.buffer_messages)
         self._spool = data_dir / "spool" / f"station-{name}.msgpack"
@@ -197,8 +199,6 @@ class RedisStationConn:
             self._next_preview = now + 1.0 / self._opt.preview_fps
             fields = codec.encode(self.name, codec.Preview(ready.seq, ready.capture_ts,
                                                            frame.image))
-            # (encode() writes previews at the VLM's quality; a tile needs less)
-            fields[b"f0"] = codec.jpeg(frame.image, _PREVIEW_QUALITY)
             self._outbox.put(Entry(self._keys.preview(self.name), fields, _PREVIEW_KEEP,
                                    False))
 
@@ -231,6 +231,9 @@ class RedisStationConn:
         pipe.execute()
 
     def _follow_engine(self) -> None:
+        if self._frames_address is not None:
+            self._frames.connect(self._frames_address)
+            return
         address = self._client.hget(self._keys.engine, "frames")
         self._frames.connect(address.decode() if address else None)
 
