@@ -124,6 +124,22 @@ def test_a_resolution_change_mid_order_is_not_another_ticket():
     assert tracker.state is CounterState.BUSY
 
 
+def test_a_faint_ticket_on_the_empty_counter_opens_no_order_and_splits_none():
+    # Given a pale counter whose lit corner the detector takes for a ticket at 0.4
+    tracker = OrderTracker("s1", None, ticket_class=12, clear_seconds=0.5)
+    img = np.zeros((720, 1280, 3), np.uint8)
+    phantom = np.array([[1117, 0, 1278, 47, 0.4, 12]], np.float32)
+    for i in range(10):
+        assert tracker.push(i, i * 0.1, img, phantom) is None
+    # Then no order opened
+    assert tracker.state is CounterState.IDLE
+    # And an order whose real ticket lies elsewhere is not cut by the phantom "other ticket"
+    order = np.array([[40, 300, 290, 480, 0.97, 12], [500, 100, 600, 200, 0.9, 1]], np.float32)
+    for i in range(10, 30):
+        assert tracker.push(i, i * 0.1, img, np.concatenate([order, phantom])) is None
+    assert tracker.state is CounterState.BUSY
+
+
 def test_flush_ends_an_order_in_flight_with_the_reason():
     tracker = OrderTracker("s1", None, ticket_class=12)
     img = np.zeros((18, 32, 3), np.uint8)

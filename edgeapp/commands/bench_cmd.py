@@ -26,6 +26,8 @@ BENCHES: dict[str, tuple[str, str, str]] = {
                 "share of the backend's own gain from batching"),
     "controller": ("edgeapp.engine.bench.controller", "run_controller_bench",
                    "elasticity controllers (AIF, heuristic, static) on simulated scenarios"),
+    "orders": ("edgeapp.engine.bench.orders", "run_orders_bench",
+               "the order flow offline on synthetic scenes: right verdicts, and why not"),
     "autoscale": ("edgeapp.engine.bench.autoscale", "run_autoscale_bench",
                   "the demo autoscaling from 1 station: stations reached, time to steady, "
                   "flapping, SLOs, accuracy"),

@@ -18,6 +18,10 @@ from edgeapp.engine.vision.postprocess import box_iou
 ENDED = ("clear", "new ticket")
 # A ticket box overlapping the order's own by less than this is another ticket.
 _SAME_TICKET_IOU = 0.3
+# A ticket is white paper with print: the demo models score a real one >= 0.9 at every
+# stream resolution, and a bright patch of an empty counter (a pale counter's lit corner)
+# up to 0.42. Below this a "ticket" opens no order and is no other order's ticket.
+TICKET_MIN_SCORE = 0.6
 
 # reader(image, detections) -> an object with ``order_id`` (str | None), ``confidence`` and
 # ``reason`` (see edgeapp.engine.vision.order_reader.OrderIdRead).
@@ -89,6 +93,7 @@ class OrderTracker:
         pre_buffer_frames: int = 8,
         max_candidates: int = 48,
         min_score: float = 0.35,
+        ticket_min_score: float = TICKET_MIN_SCORE,
         read_every: int = 2,
     ) -> None:
         self.station_id = station_id
@@ -98,6 +103,7 @@ class OrderTracker:
         self._start_frames = max(1, start_frames)
         self._max_candidates = max_candidates
         self._min_score = min_score
+        self._ticket_min_score = ticket_min_score
         self._read_every = max(1, read_every)
         self._pre: deque[CandidateFrame] = deque(maxlen=max(pre_buffer_frames, start_frames))
         self.state = CounterState.IDLE
@@ -155,7 +161,7 @@ class OrderTracker:
         self, seq: int, capture_ts: float, image: np.ndarray, detections: np.ndarray
     ) -> OrderSegment | None:
         """Take the next frame of the station; returns the finished order, if this ended one."""
-        dets = detections[detections[:, 4] >= self._min_score] if len(detections) else detections
+        dets = self._credible(detections)
         present = len(dets) > 0
         if self.state is CounterState.IDLE and self._ghost:
             if self._haunted(capture_ts, dets, image.shape):
@@ -194,6 +200,17 @@ class OrderTracker:
         if capture_ts - self._last_busy_ts >= self._clear_s:
             return self._finish(capture_ts, self._ended_by("clear", capture_ts))
         return None
+
+    def _credible(self, detections: np.ndarray) -> np.ndarray:
+        """The detections to believe: items from ``min_score``, tickets from
+        ``ticket_min_score``."""
+        if not len(detections):
+            return detections
+        floor = np.full(len(detections), self._min_score, np.float32)
+        if self._ticket is not None:
+            floor[detections[:, 5] == self._ticket] = max(self._min_score,
+                                                          self._ticket_min_score)
+        return detections[detections[:, 4] >= floor]
 
     def _ended_by(self, how: str, capture_ts: float) -> str:
         """``how``, unless the order was interrupted and this frame came after the gap: an
