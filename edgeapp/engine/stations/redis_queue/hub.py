@@ -115,8 +115,8 @@ class RedisHub:
         ended = not (self._rx.is_alive() or self._tx.is_alive())
         if ended and self._client is not None:
             try:
-                self._client.hdel(self.keys.engine, "instance") if self._owns_engine_key() \
-                    else None
+                if self._owns_engine_key():  # (a newer engine may have taken it over)
+                    self._client.hdel(self.keys.engine, "instance")
             except Exception:  # Redis down at the end: the key expires by itself
                 pass
             self._client.close()
