@@ -149,10 +149,10 @@ def _dispatch(args: argparse.Namespace, modes: Modes) -> int:
     if flags and args.command:
         raise UsageError(f"{flags[0]} and the {args.command} mode cannot be used "
                          "together (see 'edgeapp --help')")
-    if "--headless" not in flags:
+    if "--headless" not in flags and (flags or args.command):
         from edgeapp.commands import metrics_opts
 
-        metrics_opts.refuse(args)  # accepted only where it works
+        metrics_opts.refuse(args)  # accepted only where it works: --headless and the window
     if args.command:
         module = modes.commands[args.command]
     elif flags:
@@ -167,9 +167,10 @@ def run_without_mode(args: argparse.Namespace) -> int:
 
     The UI is imported only here, so every other mode (``--worker`` above all) runs without Qt.
     """
+    from edgeapp.commands import metrics_opts
     from edgeapp.ui.app import run
 
-    return run(args.cfg, args.config)
+    return run(args.cfg, args.config, metrics_opts.window_option(args))
 
 
 def _exit_codes_text() -> str:

@@ -131,4 +131,4 @@ def test_metrics_options_that_cannot_work_are_usage_errors(capsys):
     assert main(["--headless", "--metrics-port", "70000"]) == UsageError.exit_code
     assert "--metrics-port must be 0-65535" in capsys.readouterr().err
     assert main(["--worker", "--metrics-port", "9464"]) == UsageError.exit_code
-    assert "work with --headless only" in capsys.readouterr().err
+    assert "work with --headless and the window only" in capsys.readouterr().err

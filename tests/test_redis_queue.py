@@ -289,3 +289,35 @@ def test_a_url_sets_server_database_and_tls_and_its_password_is_redacted():
         base.with_url("http://u:pw@h:1/0")
     assert "pw" not in str(bad.value) and "redis://HOST:6379/0" in str(bad.value)
 
+
+
+def test_a_station_the_engine_does_not_know_is_added_as_remote_and_its_own_are_not(
+        redis_server: RedisServer):
+    from edgeapp.config import config_from_dict
+    from edgeapp.engine.stations.redis_queue.backend import RedisBackend
+
+    root = short_dir()
+    config = config_from_dict({
+        "queue_backend": "redis", "data_dir": str(root), "stations": [{"name": "a"}],
+        "distributed": {"stations_bind": f"ipc://{root}/s.sock"},
+        "redis": {"host": "127.0.0.1", "port": redis_server.port, "namespace": "t"}})
+    added: list[Any] = []
+    events: list[Any] = []
+    backend = RedisBackend(config, publish=events.append, add_station=added.append,
+                           known_result=lambda rid: False)
+    backend.start(lambda *a: None, None)
+    try:
+        with station("a", backend.target, root), station("b", backend.target, root):
+            wait_for(lambda: added, 10, "station b to be added")
+            time.sleep(1.0)  # (a's heartbeats came too)
+            assert [(s.name, s.remote, s.source) for s in added] == [("b", True, "synthetic")]
+            assert any(isinstance(e, Notification) and "station b joined" in e.text
+                       for e in events)
+            channel = backend.channel(StationSettings(
+                name="b", source="synthetic", orders_path=demo_orders_path(),
+                inventory_path=demo_inventory_path(), data_dir=root, ticket_class=12))
+            assert channel.remote, "b's channel waits for it: it is remote"
+            channel.close()
+    finally:
+        backend.stop()
+        backend.join(10.0)

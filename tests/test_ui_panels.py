@@ -112,6 +112,7 @@ def test_a_mismatched_order_shows_with_its_items_and_evidence_and_exports(bridge
     result = mismatches()[0]
 
     # Then its row says what is missing, extra or of the wrong quantity
+    assert not panel.detail.isVisibleTo(panel), "no detail before an order is selected"
     panel.status_filter.setCurrentIndex(panel.status_filter.findData("mismatch"))
     assert {r.status.value for r in panel.proxy.shown()} == {"mismatch"}
     assert panel.select_order(result.result_id)
@@ -126,6 +127,7 @@ def test_a_mismatched_order_shows_with_its_items_and_evidence_and_exports(bridge
 
     # ... the detail lists expected against detected items and shows every evidence frame
     detail = panel.detail
+    assert detail.isVisibleTo(panel), "selecting an order shows its detail"
     assert detail.result is result
     shown_items = [tuple(detail.items.item(r, c).text() for c in range(4))
                    for r in range(detail.items.rowCount())]

@@ -240,3 +240,36 @@ def test_the_qt_leftover_check_names_an_active_timer_and_a_running_qthread(qtbot
         thread.wait()
     # And once they are stopped, nothing is left
     assert qt_leftovers() == []
+
+
+def test_the_windows_engine_serves_prometheus_metrics_while_it_runs(qtbot):
+    # Given the window's engine host asked for a metrics endpoint on any free port
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from edgeapp.ui.engine_host import EngineHost
+
+    host = EngineHost(engine_config(short_dir(), [{"name": "s1", "source": "synthetic",
+                                                   "width": 320, "height": 180}]),
+                      metrics=(0, "127.0.0.1"))
+    host.built.connect(lambda _engine: host.go())
+    host.begin()
+    try:
+        # When it runs
+        qtbot.waitUntil(lambda: host.phase in (EnginePhase.RUNNING, EnginePhase.FAILED),
+                        timeout=120_000)
+        assert host.phase is EnginePhase.RUNNING, host.error
+        url = host.metrics_server.url
+        # Then a real scrape names its station
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            families = {f.name: f for f in text_string_to_metric_families(reply.read().decode())}
+        assert "edgeapp_stations" in families
+        assert "edgeapp_stream_parameter" in families
+    finally:
+        host.request_stop()
+        qtbot.waitUntil(lambda: host.done, timeout=60_000)
+    # ... and the endpoint closes with the engine
+    assert host.metrics_server is None
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url, timeout=5)

@@ -38,8 +38,10 @@ def check_display(env: dict[str, str] | None = None, platform: str = sys.platfor
                          "a window")
 
 
-def run(config: Config, config_path: Path | None) -> int:
-    """Open the window on ``config``; returns when it is closed and the engine has stopped."""
+def run(config: Config, config_path: Path | None,
+        metrics: tuple[int, str] | None = None) -> int:
+    """Open the window on ``config``; returns when it is closed and the engine has stopped.
+    ``metrics`` (port, bind) serves Prometheus metrics while an engine runs."""
     check_display()
     require("PySide6", "app")
     from PySide6.QtCore import QTimer
@@ -57,7 +59,7 @@ def run(config: Config, config_path: Path | None) -> int:
     icon = paths.app_icon_path()
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))
-    host = EngineHost(config)
+    host = EngineHost(config, metrics=metrics)
     window = MainWindow(config, host, title=config_path.name if config_path else "demo")
     window.show()
     host.begin()

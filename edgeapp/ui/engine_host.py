@@ -49,9 +49,12 @@ class EngineHost(QObject):
     failed = Signal(object)       # the exception that ended the start
     finished = Signal()           # the engine has stopped (or never started); thread ended
 
-    def __init__(self, config: Config, parent: QObject | None = None) -> None:
+    def __init__(self, config: Config, parent: QObject | None = None, *,
+                 metrics: tuple[int, str] | None = None) -> None:
         super().__init__(parent)
         self.config = config
+        self.metrics = metrics  # (port, bind): serve Prometheus metrics while it runs
+        self.metrics_server: Any = None
         self.engine: Any = None
         self.phase = EnginePhase.BUILDING
         self.error: BaseException | None = None
@@ -108,6 +111,7 @@ class EngineHost(QObject):
             if self.engine is not None:
                 self._stop.wait()
                 self._set_phase(EnginePhase.STOPPING)
+                self._stop_metrics()
                 self.engine.stop(timeout=STOP_TIMEOUT_S)
                 self._set_phase(EnginePhase.STOPPED)
         self.finished.emit()
@@ -125,4 +129,18 @@ class EngineHost(QObject):
             return
         self._set_phase(EnginePhase.STARTING)
         self.engine.start()
+        if self.metrics is not None:
+            from edgeapp.engine.metrics.prometheus import start_metrics_server
+
+            try:
+                self.metrics_server = start_metrics_server(self.engine, *self.metrics)
+            except BaseException:
+                self.engine.stop(timeout=STOP_TIMEOUT_S, finish_orders=False)
+                raise
         self._set_phase(EnginePhase.RUNNING)
+
+    def _stop_metrics(self) -> None:
+        server, self.metrics_server = self.metrics_server, None
+        if server is not None:
+            server.stop()
+            server.join(5.0)

@@ -238,7 +238,7 @@ class MainWindow(QMainWindow):
         self.grid.set_show_stats(self.stats_action.isChecked())
         self.setCentralWidget(self.grid)  # the old grid is deleted
         self.config, self._keep_open = config, False
-        self.host = EngineHost(config)
+        self.host = EngineHost(config, metrics=self.host.metrics)
         self._connect_host()
         self.host.begin()
 

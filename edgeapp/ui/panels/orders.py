@@ -94,7 +94,11 @@ class OrdersPanel(QWidget):
         split.addWidget(self.detail)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
-        split.setSizes([3000, 2000])  # proportions: the table gets the larger share
+        split.setChildrenCollapsible(False)
+        # The detail shows only once an order is selected: until then its evidence strip's
+        # minimum height would squeeze the table to two rows in a short dock.
+        self.detail.hide()
+        self._split = split
         lay = QVBoxLayout(self)
         lay.addLayout(bar)
         lay.addWidget(self.count)
@@ -174,6 +178,8 @@ class OrdersPanel(QWidget):
             text = f"{total} orders"
         else:
             text = f"{shown} of {total} orders shown"
+        if total:
+            text += " · select one for its items and evidence"
         if self._load_error:
             text = f"{text} ({self._load_error})"
         self.count.setText(text)
@@ -182,7 +188,14 @@ class OrdersPanel(QWidget):
 
     def _selected(self, selected: QItemSelection, _: QItemSelection) -> None:
         rows = self.table.selectionModel().selectedRows()
-        self.detail.show_result(self.proxy.data(rows[0], RESULT_ROLE) if rows else None)
+        result = self.proxy.data(rows[0], RESULT_ROLE) if rows else None
+        self.detail.show_result(result)
+        if result is not None and not self.detail.isVisibleTo(self):
+            self.detail.show()
+            total = sum(self._split.sizes())
+            self._split.setSizes([total * 2 // 5, total * 3 // 5])
+        elif result is None:
+            self.detail.hide()
 
     def select_order(self, result_id: str) -> bool:
         """Select the row of ``result_id`` (if shown); True when found."""

@@ -64,7 +64,7 @@ class Ask:
     frames: tuple[np.ndarray, ...]
 
 
-def encode(station: str, message: object) -> dict[bytes, bytes]:
+def encode(station: str, message: object) -> dict[Any, Any]:
     """``message`` of ``station`` as stream-entry fields."""
     kind, data, frames = _parts(message)
     fields = {b"t": kind.encode(), b"s": station.encode(),

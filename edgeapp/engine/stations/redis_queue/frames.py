@@ -228,7 +228,7 @@ class FrameLink:
                 self.frames_dropped += 1
                 continue
             try:
-                sock.send_multipart([header, image], zmq.NOBLOCK, copy=False)
+                sock.send_multipart([header, image.data], zmq.NOBLOCK, copy=False)
                 self.frames_sent += 1
             except zmq.Again:
                 self.frames_dropped += 1  # no engine listening, or it is behind

@@ -115,8 +115,8 @@ class RedisHub:
         ended = not (self._rx.is_alive() or self._tx.is_alive())
         if ended and self._client is not None:
             try:
-                self._client.hdel(self.keys.engine, "instance") if self._owns_engine_key() \
-                    else None
+                if self._owns_engine_key():  # (a newer engine may have taken it over)
+                    self._client.hdel(self.keys.engine, "instance")
             except Exception:  # Redis down at the end: the key expires by itself
                 pass
             self._client.close()
@@ -162,11 +162,13 @@ class RedisHub:
         import redis
 
         fresh = True  # read our own unacknowledged entries first
+        first = True
         next_claim = next_preview = 0.0
         while not self._stop.is_set():
             try:
                 if fresh:
-                    self._groups()
+                    self._groups(first)
+                    first = False
                     self._read({self.keys.requests: "0", self.keys.results: "0"})
                     fresh = False
                 got = self._read({self.keys.up: ">", self.keys.requests: ">",
@@ -200,23 +202,25 @@ class RedisHub:
                 self._publish(Notification(Severity.ERROR, f"Redis reader: {exc!r}", "redis"))
                 self._stop.wait(0.5)
 
-    def _groups(self) -> None:
+    def _groups(self, first: bool) -> None:
         import redis
 
         assert self._client is not None
-        # Requests and verdicts made before the first engine ever ran are read too; old
-        # status of stations is not.
+        # Requests and verdicts made before the first engine ever ran are read too; the old
+        # status of stations is not — but a group made again later (Redis lost its data) reads
+        # the up stream from its start too: all of it came after the loss.
         for stream, start in ((self.keys.requests, "0"), (self.keys.results, "0"),
-                              (self.keys.up, "$")):
+                              (self.keys.up, "$" if first else "0")):
             try:
                 self._client.xgroup_create(stream, GROUP, id=start, mkstream=True)
             except redis.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    def _read(self, streams: dict[str, str], block: int | None = None) -> int:
+    def _read(self, streams: dict[Any, Any], block: int | None = None) -> int:
         assert self._client is not None
-        got = self._client.xreadgroup(GROUP, CONSUMER, streams, count=_COUNT, block=block)
+        got: Any = self._client.xreadgroup(GROUP, CONSUMER, dict(streams), count=_COUNT,
+                                           block=block)
         count, acks = 0, []
         for stream_raw, entries in got or []:
             stream = stream_raw.decode() if isinstance(stream_raw, bytes) else stream_raw

@@ -14,6 +14,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgpack
 
@@ -25,7 +26,7 @@ class Entry:
     """One XADD to make: stream, fields, its MAXLEN, and whether it may be dropped."""
 
     stream: str
-    fields: dict[bytes, bytes]
+    fields: dict[Any, Any]  # bytes -> bytes
     maxlen: int
     keep: bool
 
@@ -69,7 +70,7 @@ class Outbox:
         with self._cond:
             if not self._items:
                 self._cond.wait(timeout)
-            out = []
+            out: list[Entry] = []
             while self._items and len(out) < most:
                 out.append(self._items.popleft())
             if not self._items:

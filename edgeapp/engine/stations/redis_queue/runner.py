@@ -57,8 +57,11 @@ def run_station(settings: StationSettings, target: RedisTarget, options: LinkOpt
         signal.signal(signal.SIGTERM, on_term)
     watcher = None
     if stop is not None:
-        watcher = threading.Thread(target=lambda: (stop.wait(), station.stop()),
-                                   name="station-stop-watch", daemon=True)
+        def watch() -> None:
+            stop.wait()
+            station.stop()
+
+        watcher = threading.Thread(target=watch, name="station-stop-watch", daemon=True)
         watcher.start()
     code, reason = 0, "stopped"
     try:

@@ -234,7 +234,7 @@ class RedisStationConn:
         if self._frames_address is not None:
             self._frames.connect(self._frames_address)
             return
-        address = self._client.hget(self._keys.engine, "frames")
+        address: Any = self._client.hget(self._keys.engine, "frames")
         self._frames.connect(address.decode() if address else None)
 
     # ── engine → station ─────────────────────────────────────────────────────────────────
@@ -251,8 +251,8 @@ class RedisStationConn:
                 first = first and not ready
                 continue
             try:
-                got = self._client.xreadgroup(GROUP, self.name, {down: ">"}, count=64,
-                                              block=500)
+                got: Any = self._client.xreadgroup(GROUP, self.name, {down: ">"}, count=64,
+                                                   block=500)
             except redis.ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
