@@ -172,6 +172,10 @@ def test_counts_per_frame_from_boxes(backend) -> None:
     two = np.array([[0, 0, 80, 80, 0.95, burger], [50, 0, 130, 80, 0.9, burger]], np.float32)
     assert backend.count_items([two]) == ({"burger": 2}, {})
 
+    # a faint box (the counter's corner read as an item at 0.25) is not an item
+    faint = np.array([[0, 0, 80, 80, 0.95, burger], [200, 0, 300, 40, 0.25, cola]], np.float32)
+    assert backend.count_items([faint]) == ({"burger": 1}, {})
+
 
 def test_inventory_names_aliases_and_unknown_classes(detector) -> None:
     # An inventory that calls the burger "hamburger" (alias "burger") and has no cola.
