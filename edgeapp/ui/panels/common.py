@@ -9,7 +9,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import QApplication, QLabel, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 NA = "n/a"
 
@@ -179,3 +179,14 @@ def placeholder(text: str, parent: QWidget | None = None) -> QLabel:
     label.setWordWrap(True)
     set_colour(label, MUTED_COLOUR)
     return label
+
+
+def fill_with_scroll(panel: QWidget, body: QWidget) -> None:
+    """Lay ``body`` into ``panel`` inside a frameless scroll area (a short dock scrolls)."""
+    scroll = QScrollArea()
+    scroll.setWidget(body)
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+    outer = QVBoxLayout(panel)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(scroll)

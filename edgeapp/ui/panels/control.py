@@ -15,13 +15,12 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QRadioButton,
-    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from edgeapp.ui.panels.common import MUTED_COLOUR, Throttle, fmt, set_colour
+from edgeapp.ui.panels.common import MUTED_COLOUR, Throttle, fill_with_scroll, fmt, set_colour
 from edgeapp.ui.panels.parameter_sliders import ParameterSliders, camera_of
 from edgeapp.ui.panels.station_list import StationList
 
@@ -103,13 +102,7 @@ class ControlPanel(QWidget):
         for box in (params_box, controller_box, scaling_box, stations_box):
             lay.addWidget(box)
         lay.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(body)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        fill_with_scroll(self, body)
         bridge.statusUpdated.connect(self.show_status)
 
     # ── commands ─────────────────────────────────────────────────────────────────────────

@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPushButton,
-    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -33,7 +32,13 @@ from PySide6.QtWidgets import (
 from edgeapp.config import Config, config_from_dict, config_to_yaml, parse_yaml
 from edgeapp.config.seed import apply_seed_keys
 from edgeapp.errors import ConfigError
-from edgeapp.ui.panels.common import CRITICAL_COLOUR, MUTED_COLOUR, OK_COLOUR, set_colour
+from edgeapp.ui.panels.common import (
+    CRITICAL_COLOUR,
+    MUTED_COLOUR,
+    OK_COLOUR,
+    fill_with_scroll,
+    set_colour,
+)
 
 _KEY = re.compile(r"^config error: (?P<key>[\w.\[\]]+)(?: = | is missing)")
 _STATION_KEY = re.compile(r"^stations\[(\d+)\]")
@@ -110,13 +115,7 @@ class SettingsPanel(QWidget):
         lay.addWidget(vlm_box)
         lay.addWidget(stations_box, 1)
         lay.addWidget(self.apply_button)
-        scroll = QScrollArea()
-        scroll.setWidget(body)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        fill_with_scroll(self, body)
 
         open_button.clicked.connect(self._open_clicked)
         add_row.clicked.connect(self._add_row)
