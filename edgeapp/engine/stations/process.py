@@ -19,6 +19,7 @@ import queue
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -32,6 +33,19 @@ _CLOSE = object()
 _WAKE = object()  # new parameters are waiting
 
 
+def sigterm_handler(station: Any) -> Callable[[int, Any], None]:
+    """A SIGTERM handler for a station process: the first stops the station (it finishes its
+    order), a second leaves at once."""
+    terminating = threading.Event()
+
+    def on_term(_signum: int, _frame: Any) -> None:
+        if terminating.is_set():
+            os._exit(1)  # second SIGTERM: leave now
+        terminating.set()
+        station.stop()
+    return on_term
+
+
 def station_main(settings: StationSettings, conn: Connection) -> None:
     """The station process: run the station until stopped; a crash is told to the engine."""
     from edgeapp.engine.stations.station import Station
@@ -41,15 +55,7 @@ def station_main(settings: StationSettings, conn: Connection) -> None:
     station = Station(settings, conn)
     if log_problem:
         station.send(StationNotice("warning", log_problem, settings.name))
-    terminating = threading.Event()
-
-    def on_term(_signum: int, _frame: Any) -> None:
-        if terminating.is_set():
-            os._exit(1)  # second SIGTERM: leave now
-        terminating.set()
-        station.stop()
-
-    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGTERM, sigterm_handler(station))
     try:
         station.run()
     except BaseException as exc:

@@ -8,12 +8,12 @@ goodbye it sends at the end tells the engine how it ended.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from typing import Any
 
 from edgeapp.engine.stations.messages import StationNotice
+from edgeapp.engine.stations.process import sigterm_handler
 from edgeapp.engine.stations.redis_queue.station_link import LinkOptions, RedisStationConn
 from edgeapp.engine.stations.redis_queue.target import RedisTarget
 from edgeapp.engine.stations.settings import StationSettings
@@ -45,16 +45,8 @@ def run_station(settings: StationSettings, target: RedisTarget, options: LinkOpt
     station = Station(settings, conn)  # type: ignore[arg-type]  # a pipe end in shape
     if notice:
         station.send(StationNotice("warning", notice, settings.name))
-    terminating = threading.Event()
-
-    def on_term(_signum: int, _frame: Any) -> None:
-        if terminating.is_set():
-            os._exit(1)  # second SIGTERM: leave now
-        terminating.set()
-        station.stop()
-
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGTERM, sigterm_handler(station))
     watcher = None
     if stop is not None:
         def watch() -> None:
