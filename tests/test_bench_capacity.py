@@ -12,7 +12,7 @@ import pytest
 
 from edgeapp.config import Config
 from edgeapp.engine.api import StreamParameters
-from edgeapp.engine.bench.capacity import Bar, CapacitySearch
+from edgeapp.engine.bench.capacity import Bar, CapacitySearch, accuracy_bound
 from edgeapp.engine.bench.measure import ScenarioResult
 from edgeapp.engine.bench.scenarios import NOTHING_FIXED, Scenario
 from edgeapp.engine.control.parameters import ParameterSpace
@@ -100,10 +100,19 @@ def test_a_best_fixed_setting_whose_confirming_run_misses_gives_way_to_the_next(
 
 
 def test_the_bar_names_what_was_missed() -> None:
+    # 19 of 20 right is 95 %, but 20 verdicts cannot show the judge is below 98 %
     result = ScenarioResult(Scenario("x", 1, 10.0), slo_fulfilment=1.0,
                             verdict_accuracy=0.95, judged=20, correct=19)
     met, why = Bar().judge(result)
-    assert not met and "95.0% of 20 verdicts right" in why
+    assert met and "95.0% of 20 right (under 98% in this sample" in why, why
+    assert accuracy_bound(19, 20) == pytest.approx(0.9887, abs=1e-4)
+    # 190 of 200 can: at best 97.0 %
+    result.judged, result.correct, result.verdict_accuracy = 200, 190, 0.95
+    met, why = Bar().judge(result)
+    assert not met and why == ("95.0% of 200 right: below 98% (at best 97.0% at 95 % "
+                               "confidence)"), why
+    assert accuracy_bound(0, 0) == 1.0 and accuracy_bound(5, 5) == pytest.approx(1.0)
+    assert accuracy_bound(0, 50) < 0.06
     result.slo_fulfilment = 0.9
     assert Bar().judge(result) == (False, "SLOs met in 90.0% of seconds (< 99%)")
     result.slo_fulfilment, result.verdict_accuracy = 1.0, 1.0

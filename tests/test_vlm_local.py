@@ -305,6 +305,62 @@ def test_end_to_end_stations_get_their_own_verdicts(backend, detector, catalog,
         "the reason, when the models get better)")
 
 
+# ── the second look ──────────────────────────────────────────────────────────────────────
+
+
+def test_a_count_that_disagrees_with_the_ticket_gets_a_second_look_by_a_better_model(
+        detector, catalog, orders) -> None:
+    # Given the default judge (s) with the m model for its second look
+    models = Config().models
+    confirm = CountingDetector(installed_models([models.path]), conf=models.conf_threshold,
+                               iou=models.iou_threshold)
+    backend = LocalBackend(detector, catalog, confirm=confirm, confirm_grade="high")
+    assert backend.confirm_model == "yolo11m-demo"
+    # camera 21's third order, two coffees, a juice and three salads: the s judge reads both
+    # coffee cups as cola (its most frequent confusion), the m model does not
+    miss, miss_truth = order_frames(catalog, seed=21, orders=4, k=3)[2]
+    (right, right_truth), (wrong, wrong_truth) = orders[4], orders[1]  # wrong: an extra item
+    assert (miss_truth.verdict, right_truth.verdict, wrong_truth.verdict) == (
+        "validated", "validated", "mismatch")
+    first_look = backend.count_items(detector.detect_batch(miss))[0]
+    assert first_look == {"salad": 3, "juice": 1, "cola": 2} != miss_truth.packed
+    before, before_m = len(detector.calls), len(confirm.calls)
+
+    # When it judges that bag for its order, a bag it reads right, a bag packed wrong, and
+    # the first bag again for an order nobody could read
+    answers = backend.infer_batch([
+        VlmRequest.new("s1", miss_truth.order_id, miss, timeout_s=60),
+        VlmRequest.new("s2", right_truth.order_id, right, timeout_s=60),
+        VlmRequest.new("s3", wrong_truth.order_id, wrong, timeout_s=60),
+        VlmRequest.new("s4", None, miss, timeout_s=60)])
+
+    # Then the judge looked at all four at once, the m model only at the two bags whose
+    # count disagreed with their ticket, and its count is the answer: the misread bag is
+    # right now, and the bag packed wrong is still seen as packed (a mismatch)
+    assert new_calls(detector, before) == [12]
+    assert confirm.calls[before_m:] == [6] and backend.second_looks == 2
+    assert answers[0].items == miss_truth.packed, (answers[0], miss_truth)
+    assert parse_answer(answers[0].raw_text, catalog).items == miss_truth.packed
+    assert answers[1].items == right_truth.packed
+    assert answers[2].items == wrong_truth.packed != wrong_truth.expected
+    assert answers[3].items == first_look, "no order to compare with: one look"
+    confirm.close()  # (the module's detector fixture closes the judge's)
+
+
+def test_no_second_look_without_a_model_above_the_judges(catalog, caplog) -> None:
+    models = Config().models
+    judge = Detector(installed_models([models.path]))
+    confirm = Detector(installed_models([models.path]))
+    backend = LocalBackend(judge, catalog, grade="medium", confirm=confirm,
+                           confirm_grade="medium")
+    try:
+        assert backend.confirm is None and backend.confirm_model is None
+        assert "no second look" in caplog.text
+        assert confirm.loaded_models == [], "the unused detector was closed"
+    finally:
+        backend.close()
+
+
 # ── building it ──────────────────────────────────────────────────────────────────────────
 
 
@@ -336,8 +392,16 @@ def test_make_backend_builds_the_configured_backend(catalog) -> None:
         assert isinstance(local, LocalBackend)
         assert local.grade is Grade.LOW and local.fallback is None
         assert local.detector.loaded_models == [local.model], "loaded before the first order"
+        assert local.confirm is not None and local.confirm_model == "yolo11m-demo", \
+            "the default second look: the m model"
+        assert local.confirm.loaded_models == ["yolo11m-demo"]
     finally:
         local.close()
+    once = make_backend(config_from_dict({"vlm": {"confirm_grade": "none"}}), catalog)
+    assert once.confirm is None and once.confirm_model is None
+    once.close()
+    with pytest.raises(ConfigError, match="vlm.confirm_grade"):
+        config_from_dict({"vlm": {"confirm_grade": "huge"}})
 
     remote = make_backend(config_from_dict(
         {"vlm": {"backend": "openai", "url": "http://ovms:9000", "model_name": "qwen"}}),

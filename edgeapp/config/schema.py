@@ -152,6 +152,10 @@ class VlmConfig:
     # (README, "The demo end to end").
     grade: Literal["low", "medium", "high"] = setting(
         "medium", "model grade of the local backend; a grade not installed uses the nearest one")
+    confirm_grade: Literal["none", "low", "medium", "high"] = setting(
+        "high", "local backend: when its count disagrees with the order's ticket, the frames "
+        "are counted again by this grade's model and that count stands (none: never; only a "
+        "model above vlm.grade takes the second look)")
 
 
 @dataclass(frozen=True)

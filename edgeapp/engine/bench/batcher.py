@@ -33,7 +33,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -213,7 +213,9 @@ def bench_batcher(config: Config | None = None, *, stations: int = 8, seconds: f
     }
     runs: dict[str, list[_Phase]] = {mode: [] for mode in modes}
     direct: list[tuple[float, float]] = []
-    backend = LocalBackend.from_config(config, catalog)
+    # The requests carry no order, so the judge's second look never runs: not loaded.
+    backend = LocalBackend.from_config(
+        replace(config, vlm=replace(config.vlm, confirm_grade="none")), catalog)
     try:
         backend.infer_batch([VlmRequest.new("warm-up", None, work[0][0])])
         for r in range(rounds):

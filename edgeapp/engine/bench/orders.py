@@ -34,6 +34,7 @@ from edgeapp.engine.stations.order_flow import STEADY_S, STILL_S
 from edgeapp.engine.vision.detector import open_detector
 from edgeapp.engine.vision.grades import Grade
 from edgeapp.engine.vlm.local_backend import LocalBackend
+from edgeapp.engine.vlm.request import VlmRequest
 
 SOURCE_FPS = 15.0
 
@@ -49,6 +50,7 @@ class Settings:
     top_k: int = 2
     clear_seconds: float = 1.0
     wrong_order_rate: float = 0.2
+    confirm_grade: str = "high"  # the judge's second look (vlm.confirm_grade); none: never
 
 
 def _segment_truth(segment: OrderSegment, seen: list[tuple[float, str | None, int]],
@@ -107,14 +109,18 @@ def judge(segment: OrderSegment, seen: list[tuple[float, str | None, int]],
     expected = None if segment.order_id is None else catalog.expected(segment.order_id)
     detected, per_frame = None, []
     if expected is not None and frames:
-        found = backend.detector.detect_batch([f.image for f in frames])
-        detected, _ = backend.count_items(found)
-        per_frame = [backend.count_items([dets])[0] for dets in found]
+        request = VlmRequest(f"scene-{seed}-{segment.start_ts}", f"scene-{seed}",
+                             segment.order_id, tuple(f.image for f in frames))
+        (answer,) = backend.infer_batch([request])
+        detected = answer.items
     result = validate(segment.order_id, expected, detected, catalog,
                       truth_verdict=None if truth is None else truth[1])
     right = result.truth_correct
     if truth is not None and right is not None and segment.order_id != truth[0]:
         right = False
+    if right is False and detected is not None:  # what the judge saw in each frame
+        found = backend.detector.detect_batch([f.image for f in frames])
+        per_frame = [backend.count_items([dets])[0] for dets in found]
     packed = None if truth is None else truth[2].packed
     return {
         "seed": seed, "order_id": segment.order_id, "truth_order": truth and truth[0],
@@ -149,9 +155,12 @@ def bench_orders(seeds: list[int], orders_per_seed: int, settings: Settings) -> 
     m = config.models  # the thresholds the workers and the local VLM get from the config
     station = open_detector([m.path], conf=m.conf_threshold, iou=m.iou_threshold)
     station.set_grade(settings.grade)
-    backend = LocalBackend(open_detector([m.path], conf=m.conf_threshold,
-                                         iou=m.iou_threshold), catalog,
-                           grade=settings.vlm_grade)
+    second = settings.confirm_grade != "none"
+    backend = LocalBackend(
+        open_detector([m.path], conf=m.conf_threshold, iou=m.iou_threshold), catalog,
+        grade=settings.vlm_grade,
+        confirm=open_detector([m.path], conf=m.conf_threshold, iou=m.iou_threshold)
+        if second else None, confirm_grade=settings.confirm_grade if second else None)
     from edgeapp.engine.vision.order_reader import OrderIdReader
 
     reader = OrderIdReader(catalog.orders, ticket_class=catalog.class_names.index(TICKET_CLASS),
@@ -164,6 +173,7 @@ def bench_orders(seeds: list[int], orders_per_seed: int, settings: Settings) -> 
         for seed in seeds:
             records += run_scene(seed, orders_per_seed, settings, catalog, station, backend,
                                  reader.read, size)
+        second_looks, confirm_model = backend.second_looks, backend.confirm_model
     finally:
         station.close()
         backend.close()
@@ -178,6 +188,7 @@ def bench_orders(seeds: list[int], orders_per_seed: int, settings: Settings) -> 
                    "said": r["status"], "why": why_wrong(r), "packed": r["packed"],
                    "frames": r["frames"], "per_frame": r["per_frame"],
                    "ended_by": r["ended_by"], "span": r["span"]} for r in wrong],
+        "second_looks": second_looks, "second_look_model": confirm_model,
         "wall_s": round(time.monotonic() - t0, 1),
     }
 
@@ -194,6 +205,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vlm-grade", default=Settings.vlm_grade,
                         choices=["low", "medium", "high"])
     parser.add_argument("--top-k", type=int, default=Settings.top_k)
+    parser.add_argument("--confirm-grade", default=Settings.confirm_grade,
+                        choices=["none", "low", "medium", "high"],
+                        help="the judge's second look on a disagreeing count "
+                             "(vlm.confirm_grade; none: never)")
 
 
 def run_orders_bench(args: argparse.Namespace) -> dict:
@@ -207,5 +222,6 @@ def run_orders_bench(args: argparse.Namespace) -> dict:
     if not seeds or args.orders < 1:
         raise UsageError("--seeds needs at least one seed and --orders at least 1")
     settings = Settings(fps_level=args.fps_level, scale=args.scale, grade=args.grade,
-                        vlm_grade=args.vlm_grade, top_k=args.top_k)
+                        vlm_grade=args.vlm_grade, top_k=args.top_k,
+                        confirm_grade=args.confirm_grade)
     return bench_orders(seeds, args.orders, settings)
