@@ -33,13 +33,16 @@ def short_dir() -> Path:
 
 
 def engine_config(root: Path, stations: list[dict[str, Any]], **sections: Any) -> Config:
-    """A config for tests: ``stations``, one local worker, the static controller, sockets
-    and data under ``root``; ``sections`` overrides."""
+    """A config for tests: ``stations``, one local worker, the static controller, the judge
+    without its second look, sockets and data under ``root``; ``sections`` overrides."""
     data: dict[str, Any] = {
         "data_dir": str(root / "data"),
         "stations": stations,
         "stream": {"start_fps_level": 0.33},
         "controller": {"kind": "static"},  # parameters hold unless a test moves them
+        # the m model compiles in every engine otherwise; the second look is tested on the
+        # judge itself (test_vlm_local.py) and end to end by the demo's tests
+        "vlm": {"confirm_grade": "none"},
         "distributed": {"producer_bind": f"ipc://{root}/p.sock",
                         "collector_bind": f"ipc://{root}/c.sock", "local_workers": 1},
     }

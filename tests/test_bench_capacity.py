@@ -104,13 +104,13 @@ def test_the_bar_names_what_was_missed() -> None:
     result = ScenarioResult(Scenario("x", 1, 10.0), slo_fulfilment=1.0,
                             verdict_accuracy=0.95, judged=20, correct=19)
     met, why = Bar().judge(result)
-    assert met and "95.0% of 20 right (under 98% in this sample" in why, why
+    assert met and "19 of 20 right (95.00%) (under 98% in this sample" in why, why
     assert accuracy_bound(19, 20) == pytest.approx(0.9887, abs=1e-4)
     # 190 of 200 can: at best 97.0 %
     result.judged, result.correct, result.verdict_accuracy = 200, 190, 0.95
     met, why = Bar().judge(result)
-    assert not met and why == ("95.0% of 200 right: below 98% (at best 97.0% at 95 % "
-                               "confidence)"), why
+    assert not met and why == ("190 of 200 right (95.00%): below 98% (at best 97.0% at 95 "
+                               "% confidence)"), why
     assert accuracy_bound(0, 0) == 1.0 and accuracy_bound(5, 5) == pytest.approx(1.0)
     assert accuracy_bound(0, 50) < 0.06
     result.slo_fulfilment = 0.9

@@ -74,7 +74,7 @@ class Bar:
             return False, f"SLOs met in {_pct(slo)} of seconds (< {self.slo:.0%})"
         if acc is None:
             return False, "no verdict whose truth is known"
-        right = f"{_pct(acc)} of {result.judged} right"
+        right = f"{result.correct} of {result.judged} right ({_pct(acc, 2)})"
         if acc < self.accuracy:
             bound = accuracy_bound(result.correct or 0, result.judged)
             if bound < self.accuracy:
@@ -98,8 +98,8 @@ def accuracy_bound(right: int, judged: int, z: float = 1.645) -> float:
     return min(1.0, (centre + spread) / (1 + z2 / n))
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}%}"
 
 
 @dataclass
