@@ -90,8 +90,11 @@ def test_an_engine_that_cannot_start_is_said_on_every_tile_and_the_window_still_
     # When the window opens, then every tile says the engine failed, and why
     window = open_window(config, root)
     qtbot.waitUntil(lambda: window.host.phase is EnginePhase.FAILED, timeout=60_000)
-    overlay = window.grid.tiles["north"].model.overlay()
-    assert overlay.headline == "engine failed" and overlay.detail
+    # (the phase is set on the engine's thread; the tiles hear of it on the GUI thread, from
+    # the signal that follows)
+    tile = window.grid.tiles["north"].model
+    qtbot.waitUntil(lambda: tile.overlay().headline == "engine failed", timeout=5_000)
+    assert tile.overlay().detail
     assert window.isVisible(), "the operator must see why before the window goes"
 
     # When the operator closes it, then it closes at once
