@@ -54,9 +54,8 @@ def test_short_run_writes_json_and_csv_that_agree_with_the_results_store(tmp_pat
     for entry, row in zip(data["scenarios"], rows, strict=True):
         assert entry["error"] is None and not entry["cancelled"]
         # ... every figure comes from the scenario's own results store, kept beside them
-        start = entry["started_at"]
-        stored = _store_orders(tmp_path / entry["results_db"], start,
-                               start + entry["duration_s"] + 0.01)
+        stored = _store_orders(tmp_path / entry["results_db"], entry["started_at"],
+                               entry["ended_at"])
         assert int(row["orders"]) == entry["orders"] == len(stored)
         latencies = [lat for lat, _, _ in stored if lat is not None]
         if latencies:

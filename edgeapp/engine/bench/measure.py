@@ -102,6 +102,7 @@ class ScenarioResult:
 
     scenario: Scenario
     started_at: float | None = None        # wall clock, the measured window's start
+    ended_at: float | None = None          # wall clock, its end (``duration_s`` is rounded)
     duration_s: float = 0.0                # the measured window (shorter when cancelled)
     warmup_s: float | None = None          # Engine start until the window began
     cancelled: bool = False
@@ -153,7 +154,8 @@ def fold(result: ScenarioResult, start: Counters, end: Counters,
     """Fill ``result``'s figures from the window ``start`` → ``end``: the orders whose verdict
     fell inside it, the metrics points of it, its samples and the status at its end."""
     window = max(end.wall - start.wall, 1e-9)
-    result.started_at, result.duration_s = start.wall, round(window, 2)
+    result.started_at, result.ended_at = start.wall, end.wall
+    result.duration_s = round(window, 2)
     result.frames = end.frames - start.frames
     result.frames_per_s = round(result.frames / window, 3)
     result.frames_dropped = end.dropped - start.dropped
