@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from edgeapp.config import load_config
@@ -155,12 +155,8 @@ def bench_orders(seeds: list[int], orders_per_seed: int, settings: Settings) -> 
     m = config.models  # the thresholds the workers and the local VLM get from the config
     station = open_detector([m.path], conf=m.conf_threshold, iou=m.iou_threshold)
     station.set_grade(settings.grade)
-    second = settings.confirm_grade != "none"
-    backend = LocalBackend(
-        open_detector([m.path], conf=m.conf_threshold, iou=m.iou_threshold), catalog,
-        grade=settings.vlm_grade,
-        confirm=open_detector([m.path], conf=m.conf_threshold, iou=m.iou_threshold)
-        if second else None, confirm_grade=settings.confirm_grade if second else None)
+    backend = LocalBackend.from_config(replace(config, vlm=replace(
+        config.vlm, grade=settings.vlm_grade, confirm_grade=settings.confirm_grade)), catalog)
     from edgeapp.engine.vision.order_reader import OrderIdReader
 
     reader = OrderIdReader(catalog.orders, ticket_class=catalog.class_names.index(TICKET_CLASS),
