@@ -269,23 +269,6 @@ def test_smaller_input_still_finds_items_in_frame_coordinates(detector, samples)
     assert detector.input_size == 320
 
 
-def test_a_zoomed_look_runs_past_the_training_size_and_still_finds_the_items(
-        samples) -> None:
-    images, truths = zip(*samples[:8], strict=True)
-    with Detector(SHIPPED_N) as d:
-        # When frames are detected at zoom 1.2: the model's 320 becomes 384
-        dets = d.detect_batch(images, zoom=1.2)
-        # Then the model ran at 384x224 for a 16:9 frame, and at nothing else ...
-        assert d.compiled_shapes() == {"yolo11n-demo": [(224, 384)]}
-        # ... and the boxes are on the items, in the frame's pixels
-        recall, precision, ious = recall_precision(dets, list(truths))
-        assert recall >= 0.8 and precision >= 0.75, f"recall {recall:.2f} precision {precision:.2f}"
-        assert np.mean(ious) >= 0.8, f"mean IoU {np.mean(ious):.2f}"
-        # And a zoom out of reason is one clear error
-        with pytest.raises(InputError, match="zoom"):
-            d.detect_batch(images[:1], zoom=0)
-
-
 def test_missing_grades_say_which_model_serves_them(tmp_path) -> None:
     # Given a models folder with the LOW and MEDIUM models only
     (tmp_path / "yolo11n-demo").symlink_to(SHIPPED_N, target_is_directory=True)

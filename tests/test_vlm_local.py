@@ -22,7 +22,7 @@ from edgeapp.engine.vision.grades import Grade
 from edgeapp.engine.vision.models import installed_models
 from edgeapp.engine.vlm.batcher import VlmBatcher
 from edgeapp.engine.vlm.factory import make_backend
-from edgeapp.engine.vlm.local_backend import CONFIRM_ZOOMS, LocalBackend
+from edgeapp.engine.vlm.local_backend import LocalBackend
 from edgeapp.engine.vlm.openai_backend import OpenAiBackend
 from edgeapp.engine.vlm.prompt import NO_ITEMS, parse_answer
 from edgeapp.engine.vlm.request import TIMEOUT, VlmAnswer, VlmRequest
@@ -32,20 +32,17 @@ Order = tuple[list[np.ndarray], OrderTruth]
 
 
 class CountingDetector(Detector):
-    """The real detector; remembers how many frames each ``detect_batch`` call got, and at
-    which zoom."""
+    """The real detector; remembers how many frames each ``detect_batch`` call got."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.calls: list[int] = []
-        self.zooms: list[float] = []
         self._calls_lock = threading.Lock()
 
-    def detect_batch(self, images, input_size=None, *, zoom=1.0):  # type: ignore[no-untyped-def]
+    def detect_batch(self, images, input_size=None):  # type: ignore[no-untyped-def]
         with self._calls_lock:
             self.calls.append(len(images))
-            self.zooms.append(zoom)
-        return super().detect_batch(images, input_size, zoom=zoom)
+        return super().detect_batch(images, input_size)
 
 
 @pytest.fixture(scope="module")
@@ -338,12 +335,10 @@ def test_a_count_that_disagrees_with_the_ticket_gets_a_second_look_by_a_better_m
         VlmRequest.new("s4", None, miss, timeout_s=60)])
 
     # Then the judge looked at all four at once, the m model only at the two bags whose
-    # count disagreed with their ticket (as trained and zoomed, see CONFIRM_ZOOMS), and its
-    # count is the answer: the misread bag is right now, and the bag packed wrong is still
-    # seen as packed (a mismatch)
+    # count disagreed with their ticket, and its count is the answer: the misread bag is
+    # right now, and the bag packed wrong is still seen as packed (a mismatch)
     assert new_calls(detector, before) == [12]
-    assert confirm.calls[before_m:] == [6] * len(CONFIRM_ZOOMS) and backend.second_looks == 2
-    assert confirm.zooms[before_m:] == list(CONFIRM_ZOOMS) and CONFIRM_ZOOMS[0] == 1.0
+    assert confirm.calls[before_m:] == [6] and backend.second_looks == 2
     assert answers[0].items == miss_truth.packed, (answers[0], miss_truth)
     assert parse_answer(answers[0].raw_text, catalog).items == miss_truth.packed
     assert answers[1].items == right_truth.packed

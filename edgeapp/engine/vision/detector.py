@@ -79,14 +79,10 @@ def effective_input_size(requested: int | None, max_size: int) -> int:
     return min(int(requested) // 32 * 32, max_size)
 
 
-def _letterbox(model: LoadedModel, size: int | None, frame: tuple[int, int],
-               zoom: float = 1.0) -> pp.Letterbox:
+def _letterbox(model: LoadedModel, size: int | None, frame: tuple[int, int]) -> pp.Letterbox:
     """How a frame of ``frame`` (h, w) goes into ``model`` at input ``size`` (``.shape`` is the
-    model input's (height, width)); ``zoom`` scales that size, past the training size too."""
-    size = effective_input_size(size, model.max_input_size)
-    if zoom != 1.0:
-        size = max(pp.STRIDE, round(size * zoom / pp.STRIDE) * pp.STRIDE)
-    return pp.letterbox(*frame, size)
+    model input's (height, width))."""
+    return pp.letterbox(*frame, effective_input_size(size, model.max_input_size))
 
 
 def _same_aspect(a: tuple[int, int], b: tuple[int, int]) -> bool:
@@ -354,17 +350,11 @@ class Detector:
     def detect_batch(
         self, images: Sequence[np.ndarray],
         input_size: int | None | Sequence[int | None] = None,
-        *,
-        zoom: float = 1.0,
     ) -> list[np.ndarray]:
         """Detections of every frame, in order; all cores work on the batch at once.
 
         ``input_size`` overrides ``set_input_size`` for this call, for all frames or per frame.
-        ``zoom`` runs the model at that multiple of the input size, past its training size too:
-        objects look ``zoom`` times larger to it (the local VLM's second look, 1.2).
         """
-        if not 0.25 <= zoom <= 4.0:
-            raise InputError(f"zoom: expected 0.25 to 4, got {zoom!r}")
         frames = [check_frame(im, i) for i, im in enumerate(images)]
         if not frames:
             return []
@@ -379,7 +369,7 @@ class Detector:
         frame_sizes = [(im.shape[0], im.shape[1]) for im in frames]
         groups: dict[tuple[int, int], list[tuple[int, pp.Letterbox]]] = {}
         for i, (size, frame) in enumerate(zip(requested, frame_sizes, strict=True)):
-            lb = _letterbox(model, size, frame, zoom)
+            lb = _letterbox(model, size, frame)
             groups.setdefault(lb.shape, []).append((i, lb))
         self._remember(zip(requested, frame_sizes, strict=True))
         results: list[np.ndarray | None] = [None] * len(frames)

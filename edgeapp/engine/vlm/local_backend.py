@@ -11,9 +11,7 @@ A second look (``vlm.confirm_grade``): when what the judge counted disagrees wit
 its ticket names, the same frames are counted again by a higher grade's model, and that
 count is the answer. Most orders are packed right and cost one look; a wrong verdict now
 needs both models to misread the bag. The order's items only choose which bags get the
-second look: the answer is what the second model sees. It looks twice, as trained and zoomed
-(``CONFIRM_ZOOMS``), and the boxes of both are counted together: of two boxes on one object
-the more confident decides what it is.
+second look: the answer is what the second model sees.
 """
 
 from __future__ import annotations
@@ -31,7 +29,7 @@ from edgeapp.engine.orders.catalog import TICKET_CLASS, Catalog
 from edgeapp.engine.orders.result import OrderStatus
 from edgeapp.engine.orders.validator import validate
 from edgeapp.engine.vision import postprocess as pp
-from edgeapp.engine.vision.detector import DEFAULT_FRAME, Detector, open_detector
+from edgeapp.engine.vision.detector import Detector, open_detector
 from edgeapp.engine.vision.grades import Grade
 from edgeapp.engine.vlm.prompt import NO_ITEMS
 from edgeapp.engine.vlm.request import TIMEOUT, VlmAnswer, VlmRequest
@@ -58,13 +56,6 @@ PART_OF_OBJECT = 0.8
 #: every frame of some scenes. Chosen on the demo's scenes and held-out scenes 70000-70003
 #: (any value from 0.28 to 0.33 gives the same verdicts there): 99 -> 99 and 88 -> 91 of 100.
 ITEM_MIN_SCORE = 0.3
-#: The second look runs its model at these multiples of its input size; every frame's boxes
-#: are pooled before counting. The models were trained at 320: at 1.2 (384) a cup is 1.2x
-#: the size, and a coffee cup that tints towards red is told from a cola more often. Chosen
-#: on 700 orders (the demo's scenes, development scenes 70000-70003, held-out sets 2 and 3):
-#: 320 alone 687 right, 384 alone 691, 320 and 384 pooled 694, 448 alone worse (README,
-#: "Verdicts on scenes never tuned on"); it costs 2.4x the second look's detector time.
-CONFIRM_ZOOMS = (1.0, 1.2)
 
 
 def _norm(name: str) -> str:
@@ -107,10 +98,6 @@ class LocalBackend:
                             "serves the second look's grade): no second look", self.grade.name,
                             confirm.model_info.name)
                 confirm.close()
-        if self.confirm is not None:  # compile the zoomed inputs now, not at the first look
-            blank = np.zeros((*DEFAULT_FRAME, 3), np.uint8)
-            for zoom in CONFIRM_ZOOMS:
-                self.confirm.detect_batch([blank], zoom=zoom)
         # The detector is safe to call from several threads, but its batches would only queue
         # on its infer requests one after the other anyway; one lock keeps the counters exact.
         self._lock = threading.Lock()
@@ -173,7 +160,7 @@ class LocalBackend:
             counted = self._count(self.detector, live)
             doubtful = [r for r in live if self._disagrees(r, counted[r.request_id])]
             if doubtful and self.confirm is not None:
-                counted |= self._count(self.confirm, doubtful, CONFIRM_ZOOMS)
+                counted |= self._count(self.confirm, doubtful)
                 self.second_looks += len(doubtful)
             latency = time.monotonic() - t0
             for r in live:
@@ -183,17 +170,14 @@ class LocalBackend:
                     latency_s=latency, batch_size=len(live), unknown=tuple(unknown))
         return [answers[r.request_id] for r in requests]
 
-    def _count(self, detector: Detector, requests: Sequence[VlmRequest],
-               zooms: Sequence[float] = (1.0,)
+    def _count(self, detector: Detector, requests: Sequence[VlmRequest]
                ) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
-        """Request id -> (items, unknown names), all frames through ``detector`` at once, once
-        per zoom; a frame's boxes at every zoom are counted together."""
+        """Request id -> (items, unknown names), all frames through ``detector`` at once."""
         frames = [frame for r in requests for frame in r.frames]
         with self._lock:
-            looks = [detector.detect_batch(frames, zoom=zoom) for zoom in zooms]
-            self.detector_calls += len(zooms)
-            self.frames_detected += len(frames) * len(zooms)
-        detections = [np.concatenate(boxes) for boxes in zip(*looks, strict=True)]
+            detections = detector.detect_batch(frames)
+            self.detector_calls += 1
+            self.frames_detected += len(frames)
         classes = self._confirm_classes if detector is self.confirm else self._classes
         counted, start = {}, 0
         for r in requests:
