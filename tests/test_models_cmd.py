@@ -134,3 +134,31 @@ def test_training_time_of_a_resumed_run_adds_both_stretches(tmp_path):
         "epoch,time,loss\n1,600,2.0\n2,1200,1.5\n3,500,1.2\n4,1100,1.0\n")
     assert _train_minutes(tmp_path) == round((1200 + 1100) / 60, 1)
     assert _train_minutes(tmp_path / "missing") is None
+
+
+def test_verify_feeds_both_sides_the_frames_as_the_detector_shrinks_them(monkeypatch):
+    from edgeapp.engine.vision.detector import Detector
+    from edgeapp.engine.vision.models import installed_models
+    from edgeapp.training import verify
+
+    # Given ultralytics' side played by a second detector of the same IR, which notes the
+    # frames it is handed (the train extra is not installed in tests)
+    (info,) = [m for m in installed_models() if m.name == "yolo11n-demo"]
+    handed: list[tuple[int, int]] = []
+
+    def reference(pt, frames, *, imgsz, conf, iou):
+        handed.extend(f.shape[:2] for f in frames)
+        with Detector({0: info}, conf=conf, iou=iou) as other:
+            return other.detect_batch(frames, input_size=imgsz)
+
+    monkeypatch.setattr(verify, "reference_predictions", reference)
+    # When verify runs on 4 held-out 1280x720 frames
+    result = verify.verify_model(info, frames=4)
+    # Then both sides saw them shrunk to the model's 320 (the same pixels: they agree box for
+    # box), and the boxes are scored in the frames' own pixels: against the generator's truth
+    # they are where the items are
+    assert handed == [(180, 320)] * 4
+    assert result["matched"] == result["boxes_ref"] == result["boxes_ours"] > 0
+    assert result["iou_min"] > 0.99 and result["class_agreement"] == 1.0
+    assert result["truth_ours"]["recall"] >= 0.8 and result["truth_ours"]["precision"] >= 0.8
+    assert result["truth_ours"] == result["truth_ultralytics"]

@@ -2,7 +2,10 @@
 
 On the same held-out synthetic frames, ``Detector`` (OpenVINO IR, our pre/post-processing)
 and ultralytics' own ``predict`` of the model's ``.pt`` (PyTorch, its default letterbox, padded
-to the stride only like ours: ``rect=True``) must agree: matched boxes overlap with IoU >= 0.9
+to the stride only like ours: ``rect=True``) must agree on frames already shrunk as the
+detector shrinks them (averaged, see ``detector.shrink``; ultralytics' own INTER_LINEAR shrink
+of a full frame feeds the graph other pixels), so what is compared is the graph, the decoding
+and the NMS, with the boxes brought back to the frame's pixels: matched boxes overlap with IoU >= 0.9
 and have the same class, and a box found by one side only is allowed only when its score is
 within ``margin`` of the confidence threshold (FP16 weights move scores by ~1e-3; a box at
 0.251 may be 0.249 on the other side). Both sides are also scored against the generator's
@@ -23,7 +26,7 @@ import numpy as np
 import yaml
 
 from edgeapp.engine.vision.models import ModelInfo
-from edgeapp.engine.vision.postprocess import box_iou
+from edgeapp.engine.vision.postprocess import box_iou, letterbox
 
 #: Agreement bars for ``passed``: near-ties in NMS (two anchors within 0.002 of each other)
 #: may pick a neighbouring box on one side, so a few matched pairs under 0.9 are expected.
@@ -131,6 +134,30 @@ def reference_predictions(
     return out
 
 
+def shrunk_frames(images: Sequence[np.ndarray], size: int
+                  ) -> tuple[list[np.ndarray], list[float]]:
+    """Each frame shrunk as the detector shrinks it for input ``size`` (long side ``size``),
+    and the factor it was shrunk by: both sides of ``verify`` then only pad it."""
+    from edgeapp.engine.vision.detector import shrink
+
+    small, gains = [], []
+    for image in images:
+        lb = letterbox(*image.shape[:2], size)
+        small.append(shrink(image, lb.new_w, lb.new_h))
+        gains.append(lb.gain)
+    return small, gains
+
+
+def to_frame_pixels(dets: Sequence[np.ndarray], gains: Sequence[float]) -> list[np.ndarray]:
+    """Boxes found on shrunk frames, in the full frames' pixels."""
+    out = []
+    for d, gain in zip(dets, gains, strict=True):
+        d = np.array(d, np.float32, copy=True)
+        d[:, :4] /= gain
+        out.append(d)
+    return out
+
+
 def verify_model(
     info: ModelInfo, *, frames: int = 50, seed: int = 40000, conf: float = 0.25,
     iou: float = 0.7,
@@ -148,15 +175,18 @@ def verify_model(
     truths = [truth for _, truth in samples]
     with Detector({0: info}, conf=conf, iou=iou) as detector:
         size = detector.input_size
-        ours = detector.detect_batch(images)
-    ref = reference_predictions(info.pt_path, images, imgsz=size, conf=conf, iou=iou)
+        small, gains = shrunk_frames(images, size)
+        ours = to_frame_pixels(detector.detect_batch(small), gains)
+    ref = to_frame_pixels(
+        reference_predictions(info.pt_path, small, imgsz=size, conf=conf, iou=iou), gains)
     grade = info.grade.name.lower() if info.grade is not None else None
     result = {"model": info.name, "grade": grade,
               "input_size": size, "conf": conf, "iou": iou,
               "frames_seed": seed, **compare(ours, ref, conf=conf),
               "truth_ours": score_against_truth(ours, truths),
               "truth_ultralytics": score_against_truth(ref, truths),
-              "reference": f"ultralytics predict of {info.pt_path.name} (rect=True)"}
+              "reference": f"ultralytics predict of {info.pt_path.name} (rect=True) on the "
+                           "frames as the detector shrinks them"}
     return result
 
 
