@@ -6,9 +6,9 @@ to the stride only like ours: ``rect=True``) must agree on frames already shrunk
 detector shrinks them (averaged, see ``detector.shrink``; ultralytics' own INTER_LINEAR shrink
 of a full frame feeds the graph other pixels), so what is compared is the graph, the decoding
 and the NMS, with the boxes brought back to the frame's pixels: matched boxes overlap with
-IoU >= 0.9 and have the same class, and a box found by one side only is allowed only when its score is
-within ``margin`` of the confidence threshold (FP16 weights move scores by ~1e-3; a box at
-0.251 may be 0.249 on the other side). Both sides are also scored against the generator's
+IoU >= 0.9 and have the same class, and a box found by one side only is allowed only when its
+score is within ``margin`` of the confidence threshold (FP16 weights move scores by ~1e-3; a
+box at 0.251 may be 0.249 on the other side). Both sides are also scored against the generator's
 ground truth.
 
 Needs the ``train`` extra (ultralytics + torch) for the reference side; ``compare`` and
