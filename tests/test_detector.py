@@ -446,3 +446,20 @@ def test_discover_lists_broken_models_with_their_problem(tmp_path) -> None:
     found = {m.name: m for m in discover(tmp_path)}
     assert found["good"].problem is None and found["good"].classes[0] == "c0"
     assert "no OpenVINO .xml" in (found["bad"].problem or "")
+
+
+def test_the_shrink_averages_pixels_as_the_training_images_were_made(samples) -> None:
+    from edgeapp.engine.vision.detector import shrink
+
+    image = samples[0][0]
+    # A 1280x720 frame to the model's 320x180: the mean of every 4x4 pixels (INTER_AREA),
+    # as the training images were made, not INTER_LINEAR's sample of 2x2 of them
+    got = shrink(image, 320, 180).astype(int)
+    area = cv2.resize(image, (320, 180), interpolation=cv2.INTER_AREA).astype(int)
+    aliased = cv2.resize(image, (320, 180), interpolation=cv2.INTER_LINEAR).astype(int)
+    assert got.shape == (180, 320, 3) and np.abs(got - area).max() <= 1
+    assert np.abs(aliased - area).max() > 20, "the frame has detail the aliased shrink loses"
+    # A size in between (224 wide) and a frame already small keep their exact shapes
+    assert shrink(image, 224, 126).shape == (126, 224, 3)
+    small = area.astype(np.uint8)
+    assert shrink(small, 320, 180) is small
