@@ -22,8 +22,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from edgeapp.config import Config, StationConfig
+from edgeapp.engine import readings
 from edgeapp.engine.api import (
-    CameraState,
     EngineStatus,
     LatestFrame,
     MetricsPoint,
@@ -48,7 +48,6 @@ from edgeapp.engine.engine_setup import (
     worker_keys,
 )
 from edgeapp.engine.events import EventBus, Subscriber
-from edgeapp.engine.metrics import percentiles
 from edgeapp.engine.metrics.sampler import MetricsSampler
 from edgeapp.engine.orders.catalog import load_catalog
 from edgeapp.engine.orders.result import OrderResult
@@ -81,10 +80,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _MONITOR_S = 0.5
-# The controller's utilisation is the mean CPU use over this long: one 0.5 s reading swings
-# between 40 and 95 % on the demo (a ticket read costs a few hundred ms of CPU). The busiest
-# reading of 10 s was measured too: it never let the controller off its start settings.
-_UTILISATION_WINDOW_S = 3.0
 # How long stop() waits for a controller that is still being built (see stop, step 10).
 _CONTROL_BUILD_WAIT_S = 120.0
 
@@ -460,42 +455,17 @@ class Engine:
 
     def _metrics_sample(self) -> MetricsSample:
         """What the SLOs judge, over the control interval just ended (control thread)."""
-        interval = self._tally.take_interval()
         producer = self._producer.status() if self._producer is not None else {}
-        running = [r for r in self._pool.records() if r.live]
-        fps = sum(r.fps_in or 0.0 for r in running)
-        (p95,) = percentiles(interval.frame_latencies, 95)
-        cpu = self._metrics.cpu_mean(_UTILISATION_WINDOW_S)
-        orders = interval.order_latencies
-        return MetricsSample(
-            queue_size=producer.get("queue_size"), fps=fps or None,
-            memory_percent=self._metrics.system().memory_percent,
-            frame_latency_p95_ms=None if p95 is None else p95 * 1000.0,
-            order_latency_s=max(orders) if orders else None,
-            utilisation=None if cpu is None else cpu / 100.0,
-            frames=interval.frames,
-            streams_away=sum(r.camera in (CameraState.CONNECTING, CameraState.RECONNECTING)
-                             for r in running),
-            order_latency_streams_s=interval.streams_part(
-                vlm_shares_cpu=self.config.vlm.backend == "local"))
+        return readings.control_sample(self._tally, producer, self._pool.records(),
+                                       self._metrics,
+                                       vlm_shares_cpu=self.config.vlm.backend == "local")
 
     def _scaling_metrics(self) -> ScalingMetrics:
-        """CPU (the mean of the last seconds), GPU (None where not measured), order latency
-        p95 over the last minute (every order counted once): what the autoscaler decides on."""
-        (latency_p95,) = self._metrics.orders.recent_latency(95)
-        return ScalingMetrics(self._metrics.cpu_mean(_UTILISATION_WINDOW_S),
-                              self._metrics.system().gpu_percent, latency_p95)
+        return readings.scaling_metrics(self._metrics)
 
     def _scale_down_blocked(self, now: float) -> str | None:
-        """Why fewer stations may not be the answer yet (None: they may): the controller can
-        still lower quality, or it stepped down within the hysteresis window."""
-        control = self._control
-        if control.elasticity.kind != "static" and not control.elasticity.at_lowest:
-            return "the controller can still lower quality"
-        stepped = control.last_step_down
-        if stepped is not None and now - stepped < self.config.scaling.hysteresis_window:
-            return "the controller stepped quality down within the window"
-        return None
+        return readings.scale_down_blocked(self._control, self.config.scaling.hysteresis_window,
+                                           now)
 
     def _store_decision(self, decision: ScalingDecision) -> None:
         if self._store is not None:
